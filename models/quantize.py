@@ -1,0 +1,1 @@
+"""Dynamic int8 quantization of the fp32 graphs (placeholder, filled in later)."""

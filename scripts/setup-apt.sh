@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test fixtures need: sox (resampling), espeak-ng (synthetic
+# speech in several languages), alsa-utils (its /usr/share/sounds/alsa/*.wav are real speech),
+# ffmpeg (mp3/m4a/ogg variants) and time (/usr/bin/time -v for peak-memory measurements).
+# Idempotent: `apt-get update` and `apt-get install` run only when something is missing.
+set -euo pipefail
+PKGS=(sox espeak-ng alsa-utils ffmpeg time)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "apt: ${PKGS[*]} already installed"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "apt: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "apt: ready"
