@@ -109,6 +109,7 @@ def convert(mdef: ModelDef, out: Path, pins: dict, cache: Path, force: bool = Fa
     for stale in out.glob(f".{mdef.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{mdef.name}.tmp-", dir=out))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary shared directory
     old = None
     try:
         build_into(mdef, ct2_dir, tmp)

@@ -378,7 +378,19 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
     cols = b.op("Unsqueeze", [b.op("Range", [b.i64(0), p_end, b.i64(1)]), b.i64([0])])  # [1, P+T]
     mask = b.op("Where", [b.op("Greater", [cols, rows]), b.f32(MASK_VALUE), b.f32(0.0)], hint="mask")
 
-    past = b.op("Gather", ["past", "cache_index"], hint="past_g", axis=2)  # [L, 2, B, P, D]
+    # past rows reordered/expanded by cache_index: [L, 2, B, P, D]. With P = 0 there is nothing to
+    # gather and `past` may even have Bp = 0, so that case makes an empty tensor instead.
+    n_batch = b.op("Shape", ["cache_index"], hint="B")  # [1]
+    empty_shape = b.op("Concat", [b.i64([w.n_text_layer, 2]), n_batch, b.i64([0, d])], hint="empty_shape", axis=0)
+    then_g = helper.make_graph(
+        [helper.make_node("ConstantOfShape", [empty_shape], ["past_empty"], name="n_past_empty",
+                          value=numpy_helper.from_array(np.zeros(1, np.float32)))],
+        "past_is_empty", [], [_vi("past_empty", TensorProto.FLOAT, None)])
+    else_g = helper.make_graph(
+        [helper.make_node("Gather", ["past", "cache_index"], ["past_gathered"], name="n_past_gather", axis=2)],
+        "past_gather", [], [_vi("past_gathered", TensorProto.FLOAT, None)])
+    past = b.op("If", [b.op("Equal", [p, b.i64(0)], hint="p_is_0")], hint="past_g",
+                then_branch=then_g, else_branch=else_g)
 
     presents, align_parts = [], []
     heads_by_layer: dict[int, list[int]] = {}
