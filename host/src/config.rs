@@ -1,0 +1,183 @@
+//! Command line (clap): where to listen, what to run, which models, which backend, the limits.
+
+use crate::limits::Limits;
+use crate::nn::ort::{OptLevel, Target};
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Prefix of the host environment variables passed through to the guest.
+pub const GUEST_ENV_PREFIX: &str = "WHISPER_";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// ONNX Runtime, loaded at run time from ORT_DYLIB_PATH / --ort-lib.
+    #[default]
+    Onnx,
+    /// OpenVINO (needs a build with `--features openvino`), reading the same .onnx files.
+    Openvino,
+}
+
+/// Serve the Whisper WebAssembly component over HTTP, with wasi-nn graphs loaded once.
+///
+/// Every request runs in a fresh instance of the component (no preopened directories, no
+/// network, only the environment variables named below), with the models' graphs available
+/// through wasi-nn `load-by-name` as `<model>/<graph>`, e.g. `base/encoder`.
+#[derive(Debug, Parser)]
+#[command(name = "whisper-host", version, about, long_about)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The component to serve (a wasi:http/incoming-handler@0.2.0 component).
+    #[arg(long, value_name = "PATH", default_value = "target/wasm32-wasip2/release/whisper_component.wasm")]
+    pub component: PathBuf,
+
+    /// Directory holding one sub-directory of .onnx graphs per model.
+    #[arg(long, value_name = "DIR", env = "MODELS_DIR", default_value = "models/build")]
+    pub models: PathBuf,
+
+    /// Model to load from the models directory (repeatable); each `<model>/<graph>.onnx` becomes
+    /// the wasi-nn graph `<model>/<graph>`.
+    #[arg(long = "model", value_name = "NAME", default_value = "base")]
+    pub model: Vec<String>,
+
+    /// wasi-nn backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Onnx)]
+    pub backend: BackendKind,
+
+    /// Where the graphs run; `gpu` fails at start-up unless the ONNX Runtime library has CUDA or
+    /// TensorRT.
+    #[arg(long, value_enum, default_value_t = Target::Cpu)]
+    pub target: Target,
+
+    /// Intra-op threads of the inference thread pool [default: the number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// ONNX Runtime graph optimisation level.
+    #[arg(long, value_enum, default_value_t = OptLevel::All)]
+    pub graph_opt: OptLevel,
+
+    /// The ONNX Runtime shared library (libonnxruntime.so.1.22.x, from `pip install onnxruntime`).
+    #[arg(long, value_name = "PATH", env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// Environment variable for the guest, KEY=VAL (repeatable). The guest also gets the host's
+    /// variables whose names start with WHISPER_, and nothing else.
+    #[arg(long = "env", value_name = "KEY=VAL", value_parser = parse_key_val)]
+    pub env: Vec<(String, String)>,
+
+    /// Largest request body; larger ones get 413 (accepts B, KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, value_name = "SIZE", default_value = "25MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Linear memory cap per request instance.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub max_memory: u64,
+
+    /// Seconds a request's guest may run before it is stopped (500, code `timeout`).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub timeout: f64,
+
+    /// Requests running at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+
+    /// Requests waiting for a free slot; when full, new requests get 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_queue: usize,
+
+    /// Retry-After seconds sent with 503.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub retry_after: u64,
+
+    /// Use Wasmtime's pooling instance allocator (pre-reserved slots reused across requests).
+    #[arg(long)]
+    pub pooling: bool,
+
+    /// Cache compiled components on disk (Wasmtime's default cache directory).
+    #[arg(long)]
+    pub compile_cache: bool,
+}
+
+impl Cli {
+    pub fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            max_body_bytes: self.max_body,
+            max_memory_bytes: usize::try_from(self.max_memory).unwrap_or(usize::MAX),
+            timeout: Duration::from_secs_f64(self.timeout.max(0.001)),
+            max_concurrent: self.max_concurrent.unwrap_or(defaults.max_concurrent).max(1),
+            max_queue: self.max_queue,
+            retry_after_secs: self.retry_after,
+        }
+    }
+
+    /// The guest's environment: the host's `WHISPER_*` variables, then the `--env` flags (which win).
+    pub fn guest_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(GUEST_ENV_PREFIX))
+            .collect();
+        for (k, v) in &self.env {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env.sort();
+        env
+    }
+}
+
+fn parse_key_val(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not KEY=VAL"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Parses `1048576`, `512KiB`, `25MiB`, `1GiB`, `10MB`, `1.5GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB or GB)")),
+    };
+    Ok((number * factor as f64).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25MiB").unwrap(), 25 * 1024 * 1024);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("10 MB").unwrap(), 10_000_000);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("1TiB").is_err());
+    }
+
+    #[test]
+    fn cli_defaults_and_help() {
+        let cli = Cli::try_parse_from(["whisper-host", "--model", "tiny.en", "--env", "WHISPER_X=1"]).unwrap();
+        assert_eq!(cli.model, vec!["tiny.en"]);
+        assert_eq!(cli.limits().max_body_bytes, 25 << 20);
+        assert!(cli.guest_env().contains(&("WHISPER_X".into(), "1".into())));
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,136 @@
+//! Per-request limits: admission (concurrency + bounded queue), the epoch ticker behind the
+//! guest deadline, and the request body cap.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The limits the server applies to each request.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body accepted (bytes); larger ones get 413 without being read.
+    pub max_body_bytes: u64,
+    /// Cap on a store's linear memory (bytes).
+    pub max_memory_bytes: usize,
+    /// Wall-clock deadline of a guest call; a guest still running then is trapped.
+    pub timeout: Duration,
+    /// Requests running at once.
+    pub max_concurrent: usize,
+    /// Requests waiting for a slot; beyond that, 503.
+    pub max_queue: usize,
+    /// `Retry-After` seconds sent with 503.
+    pub retry_after_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 25 * 1024 * 1024,
+            max_memory_bytes: 1024 * 1024 * 1024,
+            timeout: Duration::from_secs(300),
+            max_concurrent: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            max_queue: 32,
+            retry_after_secs: 5,
+        }
+    }
+}
+
+/// Concurrency limit with a bounded queue.
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    /// Requests admitted (running or waiting).
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// An admitted request; waits for a slot with [`Ticket::wait`]. Leaves the queue when dropped.
+pub struct Ticket {
+    slots: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+}
+
+/// A running request's slot (and its place in the admission count).
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _ticket: Ticket,
+}
+
+impl Admission {
+    pub fn new(max_concurrent: usize, max_queue: usize) -> Self {
+        let max_concurrent = max_concurrent.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: max_concurrent + max_queue,
+        }
+    }
+
+    /// Admits a request unless `max_concurrent + max_queue` are already admitted.
+    pub fn try_admit(&self) -> Option<Ticket> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1))
+            .ok()
+            .map(|_| Ticket { slots: self.slots.clone(), admitted: self.admitted.clone() })
+    }
+
+    /// Requests admitted right now (running + waiting).
+    pub fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+}
+
+impl Ticket {
+    /// Waits for a free slot.
+    pub async fn wait(self) -> Slot {
+        let permit = self.slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        Slot { _permit: permit, _ticket: self }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Epoch period: the deadline is counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(100);
+
+/// Ticks of [`EPOCH_TICK`] in `timeout` (at least one).
+pub fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Starts the thread that advances the engine's epoch every [`EPOCH_TICK`]; it stops when the
+/// engine is dropped.
+pub fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("cannot start the epoch thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn admits_up_to_slots_plus_queue() {
+        let admission = Admission::new(1, 1);
+        let running = admission.try_admit().unwrap().wait().await;
+        let queued = admission.try_admit().unwrap();
+        assert!(admission.try_admit().is_none());
+        drop(running);
+        let _running = queued.wait().await;
+        assert_eq!(admission.admitted(), 1);
+        assert!(admission.try_admit().is_some());
+    }
+}

@@ -1,0 +1,432 @@
+//! The HTTP server: compile the component once, build a `ProxyPre` once, then one `Store` per
+//! request, run on a blocking-pool thread so wasi-nn's synchronous calls never stall the async
+//! workers that accept and stream other requests.
+
+use crate::limits::{self, Admission, Limits, Slot};
+use crate::nn::Models;
+use crate::state::{add_to_linker, GuestConfig, RequestState};
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+/// The body type of every response (the guest's, or a host error as JSON).
+pub type ResponseBody = HyperOutgoingBody;
+
+/// How to set up Wasmtime.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Use the pooling allocator, sized for `max_instances` live instances of up to
+    /// `max_memory_bytes` each.
+    pub pooling: bool,
+    pub max_instances: u32,
+    pub max_memory_bytes: usize,
+    /// Cache compiled code in Wasmtime's default cache directory.
+    pub compile_cache: bool,
+}
+
+/// An engine with epoch interruption (the request deadline) and, optionally, pooling.
+pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    if options.pooling {
+        let instances = options.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 16)
+            .total_memories(instances * 4)
+            .total_tables(instances * 16)
+            .total_stacks(instances)
+            .max_memory_size(options.max_memory_bytes.max(1 << 16));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    if options.compile_cache {
+        config.cache(Some(wasmtime::Cache::from_file(None).map_err(anyhow_from)?));
+    }
+    Engine::new(&config).map_err(anyhow_from).context("configuring Wasmtime")
+}
+
+/// Compiles the component at `path`.
+pub fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    if !path.is_file() {
+        bail!(
+            "the component `{}` does not exist: build it with \
+             `cargo build --release --target wasm32-wasip2 -p whisper-component`, or pass --component PATH",
+            path.display()
+        );
+    }
+    Component::from_file(engine, path)
+        .map_err(anyhow_from)
+        .with_context(|| format!("compiling the component `{}`", path.display()))
+}
+
+/// Links the component against WASI p2, wasi-http and wasi-nn and pre-instantiates it.
+pub fn proxy_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<RequestState>> {
+    let mut linker = Linker::<RequestState>::new(engine);
+    add_to_linker(&mut linker).map_err(anyhow_from)?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow_from)
+        .context("the component imports something this host does not provide")?;
+    ProxyPre::new(pre)
+        .map_err(anyhow_from)
+        .context("the component does not export wasi:http/incoming-handler@0.2.x")
+}
+
+pub(crate) fn anyhow_from(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::Error::from(e)
+}
+
+/// Everything a request needs, shared by all of them.
+pub struct Server {
+    pre: ProxyPre<RequestState>,
+    models: Arc<Models>,
+    guest: GuestConfig,
+    limits: Limits,
+    admission: Admission,
+    next_id: AtomicU64,
+}
+
+impl Server {
+    pub fn new(pre: ProxyPre<RequestState>, models: Arc<Models>, env: Vec<(String, String)>, limits: Limits) -> Arc<Self> {
+        let guest = GuestConfig { env, max_memory_bytes: limits.max_memory_bytes };
+        limits::start_epoch_ticker(pre.engine());
+        Arc::new(Self {
+            pre,
+            admission: Admission::new(limits.max_concurrent, limits.max_queue),
+            models,
+            guest,
+            limits,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Handles one HTTP request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let received = Instant::now();
+        let length = match content_length(&req) {
+            Ok(length) => length,
+            Err(()) => return json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_content_length", "invalid Content-Length"),
+        };
+        if length.is_some_and(|n| n > self.limits.max_body_bytes) {
+            tracing::warn!(id, length, limit = self.limits.max_body_bytes, "request body too large");
+            return self.too_large();
+        }
+        let Some(ticket) = self.admission.try_admit() else {
+            tracing::warn!(id, path = req.uri().path(), "busy: all slots and the queue are full");
+            return self.busy();
+        };
+        let slot = ticket.wait().await;
+        let queued = received.elapsed();
+        let req = match self.limit_body(req, length).await {
+            Ok(req) => req,
+            Err(response) => return response,
+        };
+
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            runtime.block_on(this.run_guest(id, req, send, received, queued, slot))
+        });
+        match receive.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::error!(id, ?code, "the guest answered with an error");
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "guest_error", "the request handler failed")
+            }
+            // The guest never set a response: it trapped, timed out, or could not start.
+            Err(_) => match task.await {
+                Ok(failure) => failure.response(&self.limits),
+                Err(join) => {
+                    tracing::error!(id, error = %join, "the guest task failed");
+                    json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", "internal error")
+                }
+            },
+        }
+    }
+
+    /// Runs the guest for one request; returns why it failed if it did.
+    async fn run_guest(
+        self: Arc<Self>,
+        id: u64,
+        req: Request<GuestBody>,
+        send: tokio::sync::oneshot::Sender<Result<Response<ResponseBody>, ErrorCode>>,
+        received: Instant,
+        queued: Duration,
+        slot: Slot,
+    ) -> Failure {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let state = RequestState::new(&self.guest, &self.models);
+        let stats = state.stats.clone();
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limits::deadline_ticks(self.limits.timeout));
+        store.epoch_deadline_trap();
+
+        let status = Arc::new(AtomicU16::new(0));
+        let instantiate = Arc::new(AtomicU64::new(0));
+        let prepared = (|| {
+            let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let (status, instantiate, stats) = (status.clone(), instantiate.clone(), stats.clone());
+            let out = store.data_mut().http().new_response_outparam_from_callback(move |mut result| {
+                match &mut result {
+                    Ok(response) => {
+                        status.store(response.status().as_u16(), Ordering::Relaxed);
+                        let timing = server_timing(queued, instantiate.load(Ordering::Relaxed), &stats, received.elapsed());
+                        if let Ok(value) = HeaderValue::from_str(&timing) {
+                            response.headers_mut().insert("server-timing", value);
+                        }
+                    }
+                    Err(_) => status.store(500, Ordering::Relaxed),
+                }
+                let _ = send.send(result);
+            })?;
+            wasmtime::Result::Ok((req, out))
+        })();
+
+        let started = Instant::now();
+        let result = match prepared {
+            Ok((req, out)) => match self.pre.instantiate_async(&mut store).await {
+                Ok(proxy) => {
+                    instantiate.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                }
+                Err(e) => Err(e.context("instantiating the component")),
+            },
+            Err(e) => Err(e),
+        };
+        let failure = Failure::classify(&result, store.data().limits.hit());
+        drop(slot);
+
+        let total = stats.total();
+        let status = match status.load(Ordering::Relaxed) {
+            0 => failure.status().as_u16(),
+            s => s,
+        };
+        let instantiate_ms = instantiate.load(Ordering::Relaxed) as f64 / 1e6;
+        tracing::info!(
+            id,
+            %method,
+            path,
+            status,
+            total_ms = received.elapsed().as_secs_f64() * 1e3,
+            queue_ms = queued.as_secs_f64() * 1e3,
+            instantiate_ms,
+            nn_ms = total.time.as_secs_f64() * 1e3,
+            nn_computes = total.computes,
+            nn_bytes_in = total.bytes_in,
+            nn_bytes_out = total.bytes_out,
+            nn = %stats.summary(),
+            "request"
+        );
+        if let Err(e) = &result {
+            tracing::error!(id, code = failure.code(), error = ?e, "the guest failed");
+        }
+        failure
+    }
+
+    async fn limit_body(&self, req: Request<Incoming>, length: Option<u64>) -> Result<Request<GuestBody>, Response<ResponseBody>> {
+        let max = self.limits.max_body_bytes;
+        let (parts, body) = req.into_parts();
+        if length.is_some() || body.is_end_stream() {
+            // Hyper stops at Content-Length; the limit is a second guard.
+            let body = Limited::new(body, max as usize).map_err(body_error).boxed_unsync();
+            return Ok(Request::from_parts(parts, body));
+        }
+        // Chunked: read at most `max` bytes before the guest starts, so an oversized body gets
+        // a real 413 instead of a failing stream in the middle of the guest's work.
+        match Limited::new(body, max as usize).collect().await {
+            Ok(collected) => {
+                let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
+                Ok(Request::from_parts(parts, body))
+            }
+            Err(e) if e.is::<LengthLimitError>() => Err(self.too_large()),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the request body failed");
+                Err(json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read"))
+            }
+        }
+    }
+
+    fn too_large(&self) -> Response<ResponseBody> {
+        let mut response = json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            &format!("the request body is larger than the {} byte limit", self.limits.max_body_bytes),
+        );
+        response.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+
+    fn busy(&self) -> Response<ResponseBody> {
+        let mut response = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "overloaded",
+            "the server is busy; retry later",
+        );
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(self.limits.retry_after_secs));
+        response
+    }
+}
+
+/// The request body handed to the guest.
+pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> wasmtime_wasi_http::Error {
+    if e.is::<LengthLimitError>() {
+        return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
+    }
+    match e.downcast::<hyper::Error>() {
+        Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+        Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
+    }
+}
+
+fn content_length(req: &Request<Incoming>) -> Result<Option<u64>, ()> {
+    match req.headers().get(CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse().ok()).map(Some).ok_or(()),
+    }
+}
+
+/// `Server-Timing` of a response: queue wait, instantiation, wasi-nn time, time to the response.
+fn server_timing(queued: Duration, instantiate_ns: u64, stats: &crate::nn::NnStats, total: Duration) -> String {
+    let nn = stats.total();
+    format!(
+        "queue;dur={:.3}, instantiate;dur={:.3}, nn;dur={:.3};desc=\"{} computes, {} B in, {} B out\", total;dur={:.3}",
+        queued.as_secs_f64() * 1e3,
+        instantiate_ns as f64 / 1e6,
+        nn.time.as_secs_f64() * 1e3,
+        nn.computes,
+        nn.bytes_in,
+        nn.bytes_out,
+        total.as_secs_f64() * 1e3
+    )
+}
+
+/// Why a guest call failed (or `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    None,
+    /// The epoch deadline stopped it.
+    Timeout,
+    /// It trapped after the memory limit refused to grow a memory.
+    MemoryLimit,
+    /// Instantiation failed.
+    Instantiate,
+    /// Any other trap or host error.
+    Trap,
+}
+
+impl Failure {
+    fn classify(result: &wasmtime::Result<()>, memory_limit_hit: bool) -> Self {
+        let Err(e) = result else { return Failure::None };
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            Failure::Timeout
+        } else if memory_limit_hit {
+            Failure::MemoryLimit
+        } else if e.chain().any(|c| c.to_string() == "instantiating the component") {
+            Failure::Instantiate
+        } else {
+            Failure::Trap
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Failure::None => "guest_no_response",
+            Failure::Timeout => "timeout",
+            Failure::MemoryLimit => "memory_limit",
+            Failure::Instantiate => "instantiate_failed",
+            Failure::Trap => "guest_trap",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn response(self, limits: &Limits) -> Response<ResponseBody> {
+        let message = match self {
+            Failure::None => "the request handler sent no response".to_string(),
+            Failure::Timeout => format!("the request took longer than the {:.0} s limit", limits.timeout.as_secs_f64()),
+            Failure::MemoryLimit => format!("the request needed more than the {} MiB memory limit", limits.max_memory_bytes >> 20),
+            Failure::Instantiate => "the request handler could not start".to_string(),
+            Failure::Trap => "the request handler failed".to_string(),
+        };
+        json_error(self.status(), "server_error", self.code(), &message)
+    }
+}
+
+/// `{"error":{"message":…,"type":…,"code":…}}` with `status`.
+pub fn json_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({"error": {"message": message, "type": kind, "code": code}}).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // e.g. out of file descriptors: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
