@@ -1,0 +1,83 @@
+//! Shared test set-up: the ONNX Runtime library, the generated test graphs, one backend per
+//! test process (ONNX Runtime's environment is process-wide).
+//!
+//! Tests skip (with a message) when ONNX Runtime or the Python `onnx` package is missing, and
+//! fail instead when `CI` is set.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use whisper_host::{OrtBackend, OrtOptions};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// `Err(reason)` becomes a skip, or a failure under CI.
+pub fn require<T>(what: Result<T, String>) -> Option<T> {
+    match what {
+        Ok(v) => Some(v),
+        Err(reason) if std::env::var_os("CI").is_some() => panic!("{reason}"),
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            None
+        }
+    }
+}
+
+/// ORT_DYLIB_PATH, else the library of the repository's venv (scripts/setup-python.sh).
+pub fn ort_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Ok(PathBuf::from(p));
+    }
+    let lib = repo_root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries.filter_map(Result::ok).find_map(|python| {
+            let capi = python.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(&capi).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so."))
+            })
+        })
+    });
+    found.ok_or_else(|| "no ONNX Runtime library: set ORT_DYLIB_PATH or run scripts/setup-python.sh".into())
+}
+
+pub fn python() -> PathBuf {
+    std::env::var_os("PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// Generates the test graphs once; returns the models dir (holding the model `test`).
+pub fn test_models_dir() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-graphs-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_test_graphs.py");
+        let output = Command::new(python())
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", python().display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "make_test_graphs.py failed (needs the `onnx` package): {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(dir)
+    })
+    .clone()
+}
+
+/// The process's ONNX Runtime backend (2 threads).
+pub fn backend() -> Result<&'static OrtBackend, String> {
+    static BACKEND: OnceLock<Result<OrtBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let library = ort_library()?;
+            OrtBackend::new(&library, OrtOptions { threads: 2, ..OrtOptions::default() }).map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
