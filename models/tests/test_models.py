@@ -233,9 +233,12 @@ def test_jfk_text(built, clips_ready):
     assert r.text.strip() == JFK_TEXT.replace("And so,", "And so")
 
 
-def test_base_int8_close_to_fp32(clips_ready):
+def test_base_int8_close_to_fp32(built, clips_ready):
     assert convert.main(["base-int8", "--out", str(BUILD)]) == 0
+    for g in ("encoder", "decoder"):  # same interface as fp32
+        assert _io(onnx.load(str(BUILD / "base-int8" / f"{g}.onnx"))) == _io(onnx.load(str(BUILD / "base" / f"{g}.onnx")))
     m = OnnxWhisper(BUILD / "base-int8")
+    assert m.config["name"] == "base-int8" and m.vocab == onnx_model(built, "base").vocab
     n_words = n_edits = 0
     for f in ("jfk.wav", "alsa/Front_Center.wav", "espeak/de.wav"):
         clip = next(c for c in CLIPS if c["file"] == f"gen/{f}")
