@@ -1,0 +1,75 @@
+# The two commands a newcomer needs:  make serve   and   make test
+# Everything else is what they call. Each step is idempotent and fast when done already.
+
+SHELL := /bin/bash
+LISTEN ?= 127.0.0.1:8080
+MODEL ?= base
+# Models `make test` needs; `make serve` builds only $(MODEL).
+TEST_MODELS ?= base tiny.en
+MODELS_DIR ?= $(CURDIR)/models/build
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+# ONNX Runtime's library comes from the onnxruntime wheel in .venv (no download at build time).
+ORT_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*))
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/whisper_component.wasm
+HOST := $(TARGET_DIR)/release/whisper-host
+CARGO ?= cargo
+
+.PHONY: serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help
+
+help:
+	@echo "make serve   - set up on first use, then serve $(MODEL) on $(LISTEN) (LISTEN=host:port to change)"
+	@echo "make test    - everything the tests need, then the full suite"
+	@echo "make models  - download and convert models (MODELS=\"base tiny.en base-int8\")"
+
+serve: setup build
+	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) --models $(MODELS_DIR) --model $(MODEL)
+
+test: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
+	@$(MAKE) --no-print-directory test-unit test-e2e test-python
+
+setup: setup-apt setup-rust setup-python
+
+setup-apt:
+	@bash scripts/setup-apt.sh
+
+setup-rust:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+setup-python:
+	@bash scripts/setup-python.sh
+
+MODELS ?= $(MODEL)
+models: setup-python
+	@$(PY) -m models.convert $(MODELS) --out $(MODELS_DIR)
+
+build: build-component build-host
+
+build-host:
+	$(CARGO) build --release -p whisper-host
+
+build-component: setup-rust
+	$(CARGO) build --release --target wasm32-wasip2 -p whisper-component
+
+fixtures:
+	@bash tests/fixtures/make_fixtures.sh
+
+# Native unit tests of the component's logic and the host's backend.
+test-unit:
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(CARGO) test --release -p whisper-component --lib
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(CARGO) test --release -p whisper-host
+
+# End to end: the real host, the real component, real models, real speech, over loopback HTTP.
+test-e2e:
+	ORT_DYLIB_PATH="$(ORT_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
+	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(CARGO) test --release -p whisper-component --test e2e -- --test-threads=1
+
+# The converter's own checks against faster-whisper.
+test-python:
+	MODELS_DIR=$(MODELS_DIR) $(PY) -m pytest -q models/tests
+
+clean:
+	rm -rf target models/build tests/fixtures/gen

@@ -1,0 +1,219 @@
+//! The token loop against a scripted fake network (no wasi-nn). The fake keeps each row's
+//! whole token sequence the way the real backend keeps its cache, following `cache_index`,
+//! so these tests also check that rows are continued and reordered correctly.
+
+use super::*;
+use crate::nn::StepOutput;
+
+// Toy vocabulary: text 0..5 ("a", "b", "c", " d", "e"), eot 5, sot 6, translate 7,
+// transcribe 8, sot_lm 9, sot_prev 10, nospeech 11, notimestamps 12, <|en|> 13,
+// timestamps 14..=23 (0.00 … 0.18 s).
+pub fn toy_model() -> Model {
+    let config = r#"{"name":"toy","multilingual":true,
+      "dims":{"n_mels":80,"n_audio_ctx":1500,"n_text_ctx":448,"n_text_state":4,"n_text_layer":1,"n_vocab":24},
+      "tokens":{"eot":5,"sot":6,"translate":7,"transcribe":8,"sot_lm":9,"sot_prev":10,"no_speech":11,"no_timestamps":12,"timestamp_begin":14},
+      "languages":[["en",13]],"suppress_ids":[],"suppress_ids_begin":[5],"alignment_heads":[[0,0]]}"#;
+    let mut vocab = vec!["a", "b", "c", "Ġd", "e", "<|endoftext|>", "<|startoftranscript|>", "<|translate|>",
+        "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>", "<|en|>"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for i in 0..10 {
+        vocab.push(format!("<|{:.2}|>", i as f32 * 0.02));
+    }
+    Model::from_meta(config.as_bytes(), vocab.join("\n").as_bytes(), b"").unwrap()
+}
+
+/// Logits for a row, given its whole sequence so far.
+type Script = Box<dyn Fn(&[u32]) -> Vec<f32>>;
+
+pub struct Fake {
+    pub rows: Vec<Vec<u32>>,
+    pub script: Script,
+    pub steps: usize,
+    pub encoded: usize,
+}
+
+impl Fake {
+    pub fn new(script: impl Fn(&[u32]) -> Vec<f32> + 'static) -> Self {
+        Self { rows: Vec::new(), script: Box::new(script), steps: 0, encoded: 0 }
+    }
+}
+
+impl Inference for Fake {
+    fn encode(&mut self, _mel: &[f32]) -> Result<(), Error> {
+        self.encoded += 1;
+        Ok(())
+    }
+
+    fn decode(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        cache_index: &[u32],
+        restart: bool,
+        _want_alignment: bool,
+    ) -> Result<StepOutput, Error> {
+        self.steps += 1;
+        assert_eq!(cache_index.len(), batch);
+        let t = tokens.len() / batch;
+        let prev = if restart { vec![Vec::new()] } else { std::mem::take(&mut self.rows) };
+        self.rows = (0..batch)
+            .map(|i| {
+                let mut r = prev[cache_index[i] as usize].clone();
+                r.extend_from_slice(&tokens[i * t..(i + 1) * t]);
+                r
+            })
+            .collect();
+        let logits = self.rows.iter().flat_map(|r| (self.script)(r)).collect();
+        Ok(StepOutput { logits, alignment: None })
+    }
+}
+
+/// A network that "says" `text` (after the prompt), then end-of-text.
+pub fn saying(text: Vec<u32>) -> impl Fn(&[u32]) -> Vec<f32> {
+    move |seq: &[u32]| {
+        let mut l = vec![0.0f32; 24];
+        let start = seq.iter().position(|t| *t == 6).unwrap();
+        // position after sot and the task tokens (lang, task, [notimestamps])
+        let after: Vec<u32> = seq[start + 1..].iter().copied().filter(|t| !(7..=13).contains(t)).collect();
+        let next = text.get(after.len()).copied().unwrap_or(5);
+        l[next as usize] = 10.0;
+        l[11] = 1.0; // a little no-speech mass
+        l
+    }
+}
+
+fn opts() -> DecodeOptions {
+    DecodeOptions { language: Some(13), without_timestamps: true, ..Default::default() }
+}
+
+#[test]
+fn greedy_follows_the_network_and_stops_at_eot() {
+    let model = toy_model();
+    let mut nn = Fake::new(saying(vec![0, 1, 3]));
+    let r = decode_window(&mut nn, &model, &opts()).unwrap();
+    assert_eq!(r.tokens, vec![0, 1, 3]);
+    assert_eq!(r.text, "ab d");
+    assert!(r.avg_logprob < 0.0 && r.avg_logprob > -0.01);
+    assert!(r.no_speech_prob > 0.0 && r.no_speech_prob < 0.01);
+    // prompt head, prompt rest, then one step per sampled token (eot ends it)
+    assert_eq!(nn.steps, 2 + 3);
+    assert_eq!(nn.rows[0], vec![6, 13, 8, 12, 0, 1, 3]);
+}
+
+#[test]
+fn previous_text_goes_before_sot_prev() {
+    let model = toy_model();
+    let mut nn = Fake::new(saying(vec![2]));
+    let mut o = opts();
+    o.previous_tokens = vec![0, 0, 1];
+    decode_window(&mut nn, &model, &o).unwrap();
+    assert_eq!(nn.rows[0], vec![10, 0, 0, 1, 6, 13, 8, 12, 2]);
+}
+
+#[test]
+fn blank_and_control_tokens_are_suppressed() {
+    let model = toy_model();
+    // The network wants eot first (suppressed at the beginning), then "sot" (always suppressed).
+    let mut nn = Fake::new(|seq: &[u32]| {
+        let mut l = vec![0.0f32; 24];
+        let sampled = seq.len() - 4;
+        l[if sampled == 0 { 5 } else { 6 }] = 10.0;
+        l[4] = 5.0; // "e" second best
+        if sampled >= 2 {
+            l[5] = 20.0;
+        }
+        l
+    });
+    let r = decode_window(&mut nn, &model, &opts()).unwrap();
+    assert_eq!(r.tokens, vec![4, 4]);
+}
+
+#[test]
+fn timestamps_open_and_close_segments() {
+    let model = toy_model();
+    // <|0.00|> a b <|0.10|> eot, timestamp rules allowing it.
+    let mut nn = Fake::new(saying(vec![14, 0, 1, 19]));
+    let mut o = opts();
+    o.without_timestamps = false;
+    let r = decode_window(&mut nn, &model, &o).unwrap();
+    assert_eq!(r.tokens, vec![14, 0, 1, 19]);
+    assert_eq!(r.text, "ab");
+}
+
+#[test]
+fn first_timestamp_is_forced_when_the_network_wants_text() {
+    let model = toy_model();
+    let mut nn = Fake::new(saying(vec![0, 1]));
+    let mut o = opts();
+    o.without_timestamps = false;
+    let r = decode_window(&mut nn, &model, &o).unwrap();
+    assert!(r.tokens[0] >= 14, "{:?}", r.tokens);
+}
+
+#[test]
+fn beam_search_finds_the_more_likely_sequence_greedy_misses() {
+    let model = toy_model();
+    // Step 1: "a" slightly beats "b". After "a" the network is unsure (flat), after "b" it is
+    // certain of eot. Greedy takes "a"; beam search prefers "b" eot.
+    let script = |seq: &[u32]| {
+        let mut l = vec![-10.0f32; 24];
+        if seq.len() < 4 {
+            return l; // the prompt's first part (up to sot)
+        }
+        let sampled = &seq[4..];
+        match sampled {
+            [] => {
+                l[0] = 1.1;
+                l[1] = 1.0;
+            }
+            [0] => l[0..5].fill(0.0),
+            [0, ..] => l[5] = 10.0,
+            [1] => l[5] = 10.0,
+            _ => l[5] = 10.0,
+        }
+        l
+    };
+    let model_ref = &model;
+    let greedy = decode_window(&mut Fake::new(script), model_ref, &opts()).unwrap();
+    assert_eq!(greedy.tokens[0], 0);
+    let mut o = opts();
+    o.strategy = Strategy::Beam { beam_size: 3, patience: 1.0 };
+    let mut nn = Fake::new(script);
+    let beam = decode_window(&mut nn, model_ref, &o).unwrap();
+    assert_eq!(beam.tokens, vec![1]);
+    assert!(beam.sum_logprob > greedy.sum_logprob);
+}
+
+#[test]
+fn sampling_is_deterministic_for_a_seed_and_respects_the_network() {
+    let model = toy_model();
+    let mut o = opts();
+    o.strategy = Strategy::Sample { temperature: 1.0, best_of: 3 };
+    let a = decode_window(&mut Fake::new(saying(vec![2, 2, 1])), &model, &o).unwrap();
+    let b = decode_window(&mut Fake::new(saying(vec![2, 2, 1])), &model, &o).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.tokens, vec![2, 2, 1]); // the script is peaked enough to win at T=1
+    assert_eq!(a.temperature, 1.0);
+}
+
+#[test]
+fn language_detection_reads_the_sot_logits() {
+    let model = toy_model();
+    let mut nn = Fake::new(|_: &[u32]| {
+        let mut l = vec![0.0f32; 24];
+        l[13] = 3.0;
+        l
+    });
+    let langs = detect_language(&mut nn, &model).unwrap();
+    assert_eq!(langs[0].0, "en");
+    assert!((langs[0].1 - 1.0).abs() < 1e-6);
+    assert_eq!(nn.rows[0], vec![6]);
+}
+
+#[test]
+fn repetitive_text_has_a_high_compression_ratio() {
+    assert!(compression_ratio(&"the same words again ".repeat(20)) > 2.4);
+    assert!(compression_ratio("And so, my fellow Americans, ask not what your country can do for you") < 2.0);
+}

@@ -1,0 +1,31 @@
+//! The network behind a trait, so the token loop can be tested with a scripted fake
+//! (`decode::tests`) and run for real through wasi-nn (`wasi_nn.rs`, wasm32 only).
+
+use crate::error::Error;
+
+/// What one decoder step returns. Shapes are row-major.
+pub struct StepOutput {
+    /// `[batch, n_vocab]`: logits of the last new position of each row.
+    pub logits: Vec<f32>,
+    /// `[batch, n_alignment_heads, T, n_audio_ctx]`, only when asked for.
+    pub alignment: Option<Vec<f32>>,
+}
+
+pub trait Inference {
+    /// Encodes one 30 s window: `mel` is `[n_mels, 3000]` row-major. Every later `decode`
+    /// attends to it until the next `encode`.
+    fn encode(&mut self, mel: &[f32]) -> Result<(), Error>;
+
+    /// One decoder step over `tokens`: `batch` rows of equal length `T`, row-major.
+    /// `restart`: begin new sequences (the self-attention cache is emptied; every row starts
+    /// from nothing). Otherwise row `i` continues the cached sequence `cache_index[i]` of the
+    /// previous step (beam search reorders and expands rows with it).
+    fn decode(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        cache_index: &[u32],
+        restart: bool,
+        want_alignment: bool,
+    ) -> Result<StepOutput, Error>;
+}

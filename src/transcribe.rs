@@ -1,0 +1,334 @@
+//! Long-form transcription: 30 s windows that seek by the last timestamp, temperature
+//! fallback, the no-speech guard, conditioning on previous text, and segments.
+//! Follows openai/whisper `whisper/transcribe.py` as faster-whisper 1.2.1 implements it
+//! (`generate_segments`, `generate_with_fallback`), which is our token-for-token reference.
+
+use crate::decode::{self, DecodeOptions, DecodeResult, Strategy, Task};
+use crate::error::Error;
+use crate::mel::{LogMel, FRAMES_PER_SECOND, N_FRAMES};
+use crate::model::{Model, INPUT_STRIDE, SECONDS_PER_TIMESTAMP};
+use crate::nn::Inference;
+
+#[derive(Debug, Clone)]
+pub struct TranscribeOptions {
+    pub task: Task,
+    /// Language code; `None` detects it from the first window.
+    pub language: Option<String>,
+    /// Tried in order until a result passes the checks below (Whisper: 0.0, 0.2 … 1.0).
+    pub temperatures: Vec<f32>,
+    /// Beam search at temperature 0 (`None`: greedy).
+    pub beam_size: Option<usize>,
+    pub patience: f32,
+    /// Samples per window at temperature > 0.
+    pub best_of: usize,
+    pub compression_ratio_threshold: Option<f32>,
+    pub logprob_threshold: Option<f32>,
+    pub no_speech_threshold: Option<f32>,
+    pub condition_on_previous_text: bool,
+    /// Above this temperature the previous text is no longer used as a prompt.
+    pub prompt_reset_on_temperature: f32,
+    pub initial_prompt: Option<String>,
+    /// Decode without timestamp tokens (one segment per window).
+    pub without_timestamps: bool,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        Self {
+            task: Task::Transcribe,
+            language: None,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            beam_size: None,
+            patience: 1.0,
+            best_of: 5,
+            compression_ratio_threshold: Some(2.4),
+            logprob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            condition_on_previous_text: true,
+            prompt_reset_on_temperature: 0.5,
+            initial_prompt: None,
+            without_timestamps: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub id: usize,
+    /// Mel frame the window started at.
+    pub seek: usize,
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub language: String,
+    pub language_probability: f32,
+    /// Seconds of audio.
+    pub duration: f32,
+    pub text: String,
+    pub segments: Vec<Segment>,
+}
+
+/// Transcribes a whole log-mel spectrogram. `on_segment` sees each segment as soon as its
+/// window is decoded (for streaming).
+pub fn transcribe(
+    nn: &mut dyn Inference,
+    model: &Model,
+    mel: &LogMel,
+    opts: &TranscribeOptions,
+    on_segment: &mut dyn FnMut(&Segment),
+) -> Result<Transcript, Error> {
+    let content_frames = mel.content_frames();
+    let duration = content_frames as f32 / FRAMES_PER_SECOND as f32;
+    let sp = *model.special();
+
+    // Language: given, or detected on the first window.
+    let (language, language_probability, mut encoded_seek) = match &opts.language {
+        Some(code) => (code.clone(), 1.0, None),
+        None if !model.config.multilingual => ("en".to_string(), 1.0, None),
+        None => {
+            nn.encode(&mel.window(0))?;
+            let probs = decode::detect_language(nn, model)?;
+            let (code, p) = probs.into_iter().next().unwrap_or(("en".into(), 0.0));
+            (code, p, Some(0))
+        }
+    };
+    let language_token = if model.config.multilingual {
+        Some(model.language_token(&language).ok_or_else(|| {
+            Error::bad_param("language", format!("language '{language}' is not supported by model '{}'", model.config.name))
+        })?)
+    } else {
+        if language != "en" || opts.task == Task::Translate {
+            return Err(Error::bad_param(
+                "language",
+                format!("model '{}' is English-only: it cannot take language '{language}' or task translate", model.config.name),
+            ));
+        }
+        None
+    };
+
+    let mut all_tokens: Vec<u32> = Vec::new();
+    if let Some(prompt) = opts.initial_prompt.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        all_tokens.extend(model.tokenizer.encode(&format!(" {prompt}")));
+    }
+    let mut prompt_reset_since = 0;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut seek = 0usize;
+
+    while seek < content_frames {
+        let time_offset = seek as f32 / FRAMES_PER_SECOND as f32;
+        let segment_size = N_FRAMES.min(content_frames - seek);
+        if encoded_seek != Some(seek) {
+            nn.encode(&mel.window(seek))?;
+            encoded_seek = Some(seek);
+        }
+        let base = DecodeOptions {
+            task: opts.task,
+            language: language_token,
+            without_timestamps: opts.without_timestamps,
+            previous_tokens: all_tokens[prompt_reset_since..].to_vec(),
+            seed: seek as u64 + 1,
+            ..Default::default()
+        };
+        let result = decode_with_fallback(nn, model, opts, base)?;
+
+        if let Some(threshold) = opts.no_speech_threshold {
+            let mut skip = result.no_speech_prob > threshold;
+            if opts.logprob_threshold.is_some_and(|lp| result.avg_logprob > lp) {
+                skip = false; // confident text despite the no-speech probability
+            }
+            if skip {
+                seek += segment_size;
+                continue;
+            }
+        }
+
+        let window_seek = seek;
+        let (new_segments, next_seek) =
+            split_segments(&result, sp.timestamp_begin, seek, segment_size, time_offset);
+        seek = next_seek;
+        for (start, end, tokens) in new_segments {
+            let text = model.tokenizer.decode(&tokens);
+            all_tokens.extend(tokens.iter().copied().filter(|t| *t < sp.eot));
+            let start = start.min(duration);
+            let end = end.min(duration).max(start);
+            if text.trim().is_empty() {
+                continue;
+            }
+            let segment = Segment {
+                id: segments.len(),
+                seek: window_seek,
+                start,
+                end,
+                text,
+                tokens,
+                temperature: result.temperature,
+                avg_logprob: result.avg_logprob,
+                compression_ratio: result.compression_ratio,
+                no_speech_prob: result.no_speech_prob,
+            };
+            on_segment(&segment);
+            segments.push(segment);
+        }
+        if !opts.condition_on_previous_text || result.temperature > opts.prompt_reset_on_temperature {
+            prompt_reset_since = all_tokens.len();
+        }
+    }
+
+    let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
+    Ok(Transcript { language, language_probability, duration, text, segments })
+}
+
+/// Decodes the current window at each temperature until the result passes the
+/// repetition and log-probability checks; if none does, the best attempt is kept.
+fn decode_with_fallback(
+    nn: &mut dyn Inference,
+    model: &Model,
+    opts: &TranscribeOptions,
+    base: DecodeOptions,
+) -> Result<DecodeResult, Error> {
+    let mut attempts: Vec<DecodeResult> = Vec::new();
+    let temperatures = if opts.temperatures.is_empty() { vec![0.0] } else { opts.temperatures.clone() };
+    for &t in &temperatures {
+        let strategy = if t > 0.0 {
+            Strategy::Sample { temperature: t, best_of: opts.best_of }
+        } else if let Some(beam_size) = opts.beam_size.filter(|b| *b > 1) {
+            Strategy::Beam { beam_size, patience: opts.patience }
+        } else {
+            Strategy::Greedy
+        };
+        let mut o = base.clone();
+        o.strategy = strategy;
+        let result = decode::decode_window(nn, model, &o)?;
+        let too_repetitive = opts.compression_ratio_threshold.is_some_and(|c| result.compression_ratio > c);
+        let too_unlikely = opts.logprob_threshold.is_some_and(|lp| result.avg_logprob < lp);
+        let silent = opts.no_speech_threshold.is_some_and(|ns| result.no_speech_prob > ns) && too_unlikely;
+        let needs_fallback = (too_repetitive || too_unlikely) && !silent;
+        if !needs_fallback {
+            return Ok(result);
+        }
+        attempts.push(result);
+    }
+    // Like faster-whisper: the most likely attempt that is not repetitive, else the most likely.
+    let pick = |ok: &dyn Fn(&DecodeResult) -> bool| {
+        attempts.iter().filter(|r| ok(r)).max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob)).cloned()
+    };
+    let threshold = opts.compression_ratio_threshold.unwrap_or(f32::INFINITY);
+    pick(&|r| r.compression_ratio <= threshold)
+        .or_else(|| pick(&|_| true))
+        .ok_or_else(|| Error::Internal("no decoding attempt".into()))
+}
+
+/// Cuts a window's tokens into segments at consecutive timestamp pairs and finds where the
+/// next window starts. Returns `(start_s, end_s, tokens)` per segment and the next seek.
+pub fn split_segments(
+    result: &DecodeResult,
+    timestamp_begin: u32,
+    seek: usize,
+    segment_size: usize,
+    time_offset: f32,
+) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
+    let tokens = &result.tokens;
+    let is_ts = |t: u32| t >= timestamp_begin;
+    let ts_time = |t: u32| (t - timestamp_begin) as f32 * SECONDS_PER_TIMESTAMP;
+    let single_timestamp_ending =
+        tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
+    let mut consecutive: Vec<usize> =
+        (1..tokens.len()).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
+
+    let mut out = Vec::new();
+    if !consecutive.is_empty() {
+        if single_timestamp_ending {
+            consecutive.push(tokens.len());
+        }
+        let mut last = 0;
+        for &cut in &consecutive {
+            let sliced = &tokens[last..cut];
+            if !sliced.is_empty() {
+                let start = time_offset + ts_time(sliced[0].max(timestamp_begin));
+                let end = time_offset + ts_time(sliced[sliced.len() - 1].max(timestamp_begin));
+                out.push((start, end, sliced.to_vec()));
+            }
+            last = cut;
+        }
+        let next_seek = if single_timestamp_ending {
+            seek + segment_size
+        } else {
+            // Continue from the last complete segment's closing timestamp.
+            let last_ts = tokens[last - 1].saturating_sub(timestamp_begin) as usize;
+            seek + last_ts * INPUT_STRIDE
+        };
+        (out, next_seek)
+    } else {
+        let mut duration = segment_size as f32 / FRAMES_PER_SECOND as f32;
+        if let Some(&last_ts) = tokens.iter().rev().find(|t| is_ts(**t)) {
+            if last_ts != timestamp_begin {
+                duration = ts_time(last_ts);
+            }
+        }
+        out.push((time_offset, time_offset + duration, tokens.clone()));
+        (out, seek + segment_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(tokens: Vec<u32>) -> DecodeResult {
+        DecodeResult {
+            tokens,
+            text: String::new(),
+            sum_logprob: -1.0,
+            avg_logprob: -0.1,
+            no_speech_prob: 0.01,
+            temperature: 0.0,
+            compression_ratio: 1.0,
+        }
+    }
+
+    const TB: u32 = 100; // timestamp_begin in these token lists
+
+    #[test]
+    fn splits_at_consecutive_timestamps_and_seeks_to_the_last_one() {
+        // <0.00> a b <1.00><1.00> c <2.00><2.40> d   (the last segment is unfinished)
+        let r = result(vec![TB, 1, 2, TB + 50, TB + 50, 3, TB + 100, TB + 120, 4]);
+        let (segs, next) = split_segments(&r, TB, 3000, 3000, 30.0);
+        assert_eq!(segs.len(), 2);
+        assert_eq!((segs[0].0, segs[0].1), (30.0, 31.0));
+        assert_eq!(segs[0].2, vec![TB, 1, 2, TB + 50]);
+        assert_eq!((segs[1].0, segs[1].1), (31.0, 32.0));
+        // resumes at the closing timestamp of the last complete segment: 2.00 s = 200 frames
+        assert_eq!(next, 3000 + 200);
+    }
+
+    #[test]
+    fn a_single_timestamp_ending_consumes_the_whole_window() {
+        let r = result(vec![TB, 1, TB + 50, TB + 50, 2, TB + 150]);
+        let (segs, next) = split_segments(&r, TB, 0, 3000, 0.0);
+        assert_eq!(segs.len(), 2);
+        assert_eq!((segs[1].0, segs[1].1), (1.0, 3.0));
+        assert_eq!(next, 3000);
+    }
+
+    #[test]
+    fn no_pairs_gives_one_segment_up_to_the_last_timestamp() {
+        let r = result(vec![TB, 1, 2, TB + 210]);
+        let (segs, next) = split_segments(&r, TB, 0, 1100, 0.0);
+        assert_eq!(segs.len(), 1);
+        assert_eq!((segs[0].0, segs[0].1), (0.0, 4.2));
+        assert_eq!(next, 1100);
+        // without timestamps: the whole window
+        let r = result(vec![1, 2]);
+        let (segs, _) = split_segments(&r, TB, 0, 1100, 0.0);
+        assert_eq!((segs[0].0, segs[0].1), (0.0, 11.0));
+    }
+}

@@ -1,0 +1,128 @@
+//! `Inference` over wasi:nn@0.2.0-rc-2024-10-28 (wasm32 only). Graphs are loaded by name
+//! (`<model>/encoder`, `<model>/decoder`, `<model>/meta`; see models/README.md), so the
+//! component never touches model files.
+//!
+//! Tensors cross the boundary as little as possible: the encoder's `cross_kv` output is
+//! handed to the decoder as a resource without ever being read into guest memory, the
+//! decoder keeps it (and `cache_index`) between steps, and its self-attention cache
+//! (`present` → `past`) never leaves the host. A step sends `tokens` and reads `logits`.
+
+use crate::error::Error;
+use crate::http::Engine;
+use crate::model::Model;
+use crate::nn::{Inference, StepOutput};
+
+spin_sdk::wit_bindgen::generate!({
+    path: "wit/wasi-nn.wit",
+    world: "wasi:nn/ml",
+    runtime_path: "spin_sdk::wit_bindgen::rt",
+});
+
+use wasi::nn::errors::{Error as NnError, ErrorCode};
+use wasi::nn::graph::{self, Graph};
+use wasi::nn::inference::GraphExecutionContext;
+use wasi::nn::tensor::{Tensor, TensorType};
+
+fn nn_error(what: &str) -> impl Fn(NnError) -> Error + '_ {
+    move |e| Error::Inference(format!("{what}: {:?}: {}", e.code(), e.data()))
+}
+
+fn load(model: &str, graph_name: &str) -> Result<Graph, Error> {
+    graph::load_by_name(&format!("{model}/{graph_name}")).map_err(|e| match e.code() {
+        ErrorCode::NotFound => Error::UnknownModel(model.to_string()),
+        _ => nn_error("loading graph")(e),
+    })
+}
+
+fn take_output(outputs: &mut Vec<(String, Tensor)>, name: &str) -> Result<Tensor, Error> {
+    let i = outputs
+        .iter()
+        .position(|(n, _)| n == name)
+        .ok_or_else(|| Error::Inference(format!("graph output '{name}' is missing")))?;
+    Ok(outputs.swap_remove(i).1)
+}
+
+fn f32s(t: &Tensor) -> Vec<f32> {
+    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// Opens models through wasi-nn.
+pub struct WasiNnEngine;
+
+impl Engine for WasiNnEngine {
+    fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error> {
+        let meta = load(model, "meta")?;
+        let ctx = meta.init_execution_context().map_err(nn_error("meta context"))?;
+        let mut out = ctx.compute(Vec::new()).map_err(nn_error("reading model meta"))?;
+        let config = take_output(&mut out, "config")?.data();
+        let vocab = take_output(&mut out, "vocab")?.data();
+        let merges = take_output(&mut out, "merges")?.data();
+        let desc = Model::from_meta(&config, &vocab, &merges)?;
+        let encoder = load(model, "encoder")?;
+        let decoder = load(model, "decoder")?;
+        let nn = WasiNn {
+            encoder_ctx: encoder.init_execution_context().map_err(nn_error("encoder context"))?,
+            decoder_ctx: decoder.init_execution_context().map_err(nn_error("decoder context"))?,
+            _graphs: [encoder, decoder],
+            cross_kv: None,
+            sent_cache_index: None,
+            n_mels: desc.config.dims.n_mels,
+            n_layers: desc.config.dims.n_text_layer,
+            d_model: desc.config.dims.n_text_state,
+        };
+        Ok((desc, Box::new(nn)))
+    }
+}
+
+struct WasiNn {
+    encoder_ctx: GraphExecutionContext,
+    decoder_ctx: GraphExecutionContext,
+    _graphs: [Graph; 2],
+    /// The latest encoder output, until the decoder takes it.
+    cross_kv: Option<Tensor>,
+    /// `cache_index` as the decoder last received it (inputs persist in the host's context).
+    sent_cache_index: Option<Vec<u32>>,
+    n_mels: usize,
+    n_layers: usize,
+    d_model: usize,
+}
+
+impl Inference for WasiNn {
+    fn encode(&mut self, mel: &[f32]) -> Result<(), Error> {
+        let frames = (mel.len() / self.n_mels) as u32;
+        let data: Vec<u8> = mel.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, &data);
+        let mut out = self.encoder_ctx.compute(vec![("mel".into(), t)]).map_err(nn_error("encoder"))?;
+        self.cross_kv = Some(take_output(&mut out, "cross_kv")?);
+        Ok(())
+    }
+
+    fn decode(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        cache_index: &[u32],
+        restart: bool,
+        want_alignment: bool,
+    ) -> Result<StepOutput, Error> {
+        let t = tokens.len() / batch.max(1);
+        let ids: Vec<u8> = tokens.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();
+        let mut inputs = vec![("tokens".to_string(), Tensor::new(&[batch as u32, t as u32], TensorType::I64, &ids))];
+        if let Some(kv) = self.cross_kv.take() {
+            inputs.push(("cross_kv".into(), kv));
+        }
+        if restart {
+            let dims = [self.n_layers as u32, 2, 1, 0, self.d_model as u32];
+            inputs.push(("past".into(), Tensor::new(&dims, TensorType::Fp32, &[])));
+        }
+        if self.sent_cache_index.as_deref() != Some(cache_index) {
+            let idx: Vec<u8> = cache_index.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();
+            inputs.push(("cache_index".into(), Tensor::new(&[cache_index.len() as u32], TensorType::I64, &idx)));
+            self.sent_cache_index = Some(cache_index.to_vec());
+        }
+        let mut out = self.decoder_ctx.compute(inputs).map_err(nn_error("decoder"))?;
+        let logits = f32s(&take_output(&mut out, "logits")?);
+        let alignment = if want_alignment { Some(f32s(&take_output(&mut out, "alignment")?)) } else { None };
+        Ok(StepOutput { logits, alignment })
+    }
+}
