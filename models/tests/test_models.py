@@ -69,7 +69,7 @@ def fw_model(name: str):
     from faster_whisper import WhisperModel
 
     if name not in _fw_models:
-        ct2_dir = sources.cache_dir() / "ct2" / name
+        ct2_dir = sources.fetch_ct2(name, sources.load_pins())  # the CTranslate2 files the graphs came from
         _fw_models[name] = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32", cpu_threads=2)
     return _fw_models[name]
 
@@ -134,13 +134,13 @@ def test_meta_base(built):
     assert len(m.vocab) == 51865
     assert m.vocab[50258] == "<|startoftranscript|>" and m.vocab[50364] == "<|0.00|>" and m.vocab[-1] == "<|30.00|>"
     assert m.vocab[220] == "Ġ"
-    tok = json.loads((sources.cache_dir() / "ct2" / "base" / "tokenizer.json").read_text())
-    assert m.merges == tok["model"]["merges"]
+    tok_file = sources.fetch_ct2("base", sources.load_pins()) / "tokenizer.json"
+    assert m.merges == json.loads(tok_file.read_text())["model"]["merges"]
     # faster-whisper suppresses the config's ids plus the special tokens; so does the reference loop
     import tokenizers
     from faster_whisper.tokenizer import Tokenizer
 
-    fw_tok = Tokenizer(tokenizers.Tokenizer.from_file(str(sources.cache_dir() / "ct2" / "base" / "tokenizer.json")),
+    fw_tok = Tokenizer(tokenizers.Tokenizer.from_file(str(tok_file)),
                        True, task="transcribe", language="en")
     specials = {fw_tok.transcribe, fw_tok.translate, fw_tok.sot, fw_tok.sot_prev, fw_tok.sot_lm, fw_tok.no_speech}
     assert set(m.suppress_ids()) == set(fw_tok.non_speech_tokens) | specials
