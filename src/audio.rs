@@ -1,0 +1,1542 @@
+//! Decode an uploaded audio file into Whisper's input: mono f32 PCM at 16 kHz.
+//!
+//! Stage: `bytes → Pcm16k` (see `mel.rs` for the next one). Everything runs in the sandbox on
+//! one thread, over the in-memory upload:
+//!
+//! * **Demux + decode** with symphonia (WAV incl. 8/16/24/32-bit int and 32/64-bit float, A-law,
+//!   µ-law and ADPCM; MP3; FLAC; Ogg Vorbis; MP4/M4A with AAC or ALAC; Matroska/WebM with a
+//!   supported codec). Gapless trimming is on, so encoder delay/padding is removed where the
+//!   container records it.
+//! * **Downmix** every channel by averaging (as `ffmpeg -ac 1` does for openai-whisper), not by
+//!   keeping channel 0.
+//! * **Resample** to 16 kHz with rubato's `FftFixedIn`: a synchronous (exact-ratio) resampler
+//!   that multiplies the spectrum by a Blackman-Harris-windowed sinc low-pass whose cutoff sits
+//!   just under the lower Nyquist frequency, i.e. a proper band-limited resampler with strong
+//!   anti-aliasing. It runs on the mono signal, in chunks as packets arrive, so memory stays
+//!   bounded: we never hold the whole source-rate signal, only the 16 kHz mono output.
+//! * **Cap** the duration while decoding: as soon as the decoded input exceeds `max_seconds` we
+//!   stop with [`AudioError::TooLong`] instead of decoding the rest.
+//!
+//! Errors are not swallowed: end of stream is symphonia's `IoError(UnexpectedEof)`; a
+//! `DecodeError` on one packet skips that packet (counted in [`Pcm16k::skipped_packets`]); a
+//! demuxer failure midway keeps what was decoded so far ([`Pcm16k::truncated`]); if nothing
+//! usable comes out the result is [`AudioError::Corrupt`]. Formats we cannot read are named in
+//! [`AudioError::Unsupported`], recognised from their magic bytes where possible.
+
+use std::io::{Cursor, ErrorKind};
+use std::sync::Arc;
+
+use rubato::{FftFixedIn, Resampler};
+use symphonia::core::audio::{AudioBuffer, AudioBufferRef, Signal};
+use symphonia::core::codecs::{self, CodecType, Decoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::conv::IntoSample;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader, Track};
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use symphonia::core::sample::Sample;
+
+/// Whisper's sample rate in Hz (openai-whisper `audio.SAMPLE_RATE`).
+pub const TARGET_RATE: u32 = 16_000;
+
+/// Source frames fed to the resampler per call (≈ 21–128 ms of input, depending on the rate).
+const RESAMPLE_CHUNK: usize = 1024;
+
+/// Decoded audio, ready for the log-mel stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pcm16k {
+    /// Mono samples at [`TARGET_RATE`] (16 kHz), nominally in [-1, 1] (a resampled full-scale
+    /// signal can overshoot slightly; nothing is clipped).
+    pub samples: Vec<f32>,
+    /// Sample rate of the input in Hz (of the first decoded packet if it changed midway).
+    pub source_rate: u32,
+    /// Channel count of the input (the largest seen), before downmixing.
+    pub source_channels: usize,
+    /// Duration of the decoded input in seconds (source frames / source rate).
+    pub duration_s: f32,
+    /// Codec short name as symphonia reports it, e.g. `"pcm_s16le"`, `"mp3"`, `"flac"`,
+    /// `"vorbis"`, `"aac"`.
+    pub codec: String,
+    /// Packets that failed to decode and were skipped (0 for a clean file).
+    pub skipped_packets: usize,
+    /// True when the stream ended early: a demuxer error after some audio, or clearly fewer
+    /// frames than the container declared (e.g. a cut-off upload). The audio decoded so far is
+    /// still returned.
+    pub truncated: bool,
+}
+
+impl Pcm16k {
+    /// Duration of `samples` in seconds.
+    pub fn output_duration_s(&self) -> f32 {
+        self.samples.len() as f32 / TARGET_RATE as f32
+    }
+}
+
+/// Why an upload could not be turned into [`Pcm16k`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AudioError {
+    /// The container or codec cannot be read; `format` names it when it was recognised,
+    /// e.g. "Opus audio in an Ogg container" or "not an audio file (looks like HTML)".
+    #[error("unsupported audio format: {format}")]
+    Unsupported { format: String },
+    /// The format was recognised but decoding failed such that no usable audio came out.
+    #[error("corrupt audio: {detail}")]
+    Corrupt { detail: String },
+    /// The input decoded to zero samples (or was zero bytes long).
+    #[error("the audio contains no samples")]
+    Empty,
+    /// The input is longer than the allowed maximum; decoding stopped at that point.
+    #[error("audio is longer than the maximum of {max_seconds} s")]
+    TooLong { max_seconds: f32 },
+}
+
+/// Decodes `bytes` (a whole audio file) to mono 16 kHz f32.
+///
+/// `hint` is a file extension (`"mp3"`, `".wav"`, `"clip.m4a"`) or a MIME type (`"audio/mpeg"`);
+/// it only helps symphonia's probe, which also recognises content on its own.
+/// `max_seconds` caps the decoded input duration ([`AudioError::TooLong`]); pass
+/// `f32::INFINITY` for no cap.
+///
+/// The bytes are copied once (symphonia wants an owned source); use [`decode_owned_to_pcm16k`]
+/// to hand over a buffer you already own (e.g. a `Vec<u8>` or `bytes::Bytes`).
+pub fn decode_to_pcm16k(
+    bytes: &[u8],
+    hint: Option<&str>,
+    max_seconds: f32,
+) -> Result<Pcm16k, AudioError> {
+    // Check the cheap rejections before copying.
+    let sniffed = sniff(bytes);
+    reject_early(bytes, &sniffed)?;
+    decode_source(Arc::new(bytes.to_vec()), sniffed, hint, max_seconds)
+}
+
+/// [`decode_to_pcm16k`] over a buffer the caller gives away, without copying it.
+pub fn decode_owned_to_pcm16k<B>(
+    bytes: B,
+    hint: Option<&str>,
+    max_seconds: f32,
+) -> Result<Pcm16k, AudioError>
+where
+    B: AsRef<[u8]> + Send + Sync + 'static,
+{
+    let sniffed = sniff(bytes.as_ref());
+    reject_early(bytes.as_ref(), &sniffed)?;
+    decode_source(Arc::new(bytes), sniffed, hint, max_seconds)
+}
+
+/// The upload, shared between symphonia's reader and our error messages (no copy).
+type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// `AsRef<[u8]>` view of [`SharedBytes`] for `std::io::Cursor` (symphonia's `MediaSource`).
+struct SharedCursorData(SharedBytes);
+
+impl AsRef<[u8]> for SharedCursorData {
+    fn as_ref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+fn reject_early(bytes: &[u8], sniffed: &Sniff) -> Result<(), AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::Empty);
+    }
+    match sniffed {
+        Sniff::UnsupportedAudio(name) => Err(unsupported(name.clone())),
+        Sniff::NotAudio(what) => Err(unsupported(format!(
+            "not an audio file (looks like {what})"
+        ))),
+        Sniff::Audio(_) | Sniff::Unknown => Ok(()),
+    }
+}
+
+fn unsupported(format: impl Into<String>) -> AudioError {
+    AudioError::Unsupported {
+        format: format.into(),
+    }
+}
+
+fn decode_source(
+    data: SharedBytes,
+    sniffed: Sniff,
+    hint: Option<&str>,
+    max_seconds: f32,
+) -> Result<Pcm16k, AudioError> {
+    let bytes: &[u8] = (*data).as_ref();
+    let mut probe_hint = Hint::new();
+    if let Some(h) = hint {
+        apply_hint(&mut probe_hint, h);
+    }
+    let mut format = match open_format(&data, &probe_hint, true) {
+        Ok(format) => format,
+        // Retry reading linearly (a source that cannot seek), which needs less of the file:
+        // - MP4 whose `mdat` runs past the end (a cut-off upload with the index first): the
+        //   reader then stops parsing at `mdat` instead of seeking past it;
+        // - Ogg: the reader no longer scans the end of the file for the duration, so a damaged
+        //   tail cannot fail the whole file.
+        Err(first) if matches!(sniffed, Sniff::Audio("MP4/M4A" | "Ogg")) => {
+            open_format(&data, &probe_hint, false)
+                .map_err(|_| probe_error(&sniffed, bytes, first))?
+        }
+        Err(e) => return Err(probe_error(&sniffed, bytes, e)),
+    };
+
+    let mut track = open_track(format.as_ref(), &sniffed, bytes)?;
+    let mut sink = Sink::new(max_seconds);
+    sink.reserve_for(&track);
+    let mut skipped_packets = 0usize;
+    let mut unsupported_packets = 0usize;
+    let mut last_decode_error: Option<String> = None;
+    let mut stream_error: Option<String> = None;
+
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            // symphonia reports the end of the stream as an unexpected EOF.
+            Err(SymphoniaError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => break,
+            // The track list changed (e.g. chained Ogg streams): pick the track again.
+            Err(SymphoniaError::ResetRequired) => {
+                let switches = track.switches + 1;
+                match open_track(format.as_ref(), &sniffed, bytes) {
+                    Ok(next) => track = OpenTrack { switches, ..next },
+                    // A later link we cannot decode: keep what the earlier ones gave.
+                    Err(e) if sink.total_frames > 0 => {
+                        stream_error = Some(e.to_string());
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            Err(e) => {
+                stream_error = Some(e.to_string());
+                break;
+            }
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        match track.decoder.decode(&packet) {
+            Ok(decoded) => sink.push(decoded)?,
+            // A bad packet: skip it and go on. `Unsupported` counts too: mid-stream it is almost
+            // always damaged data parsed as an exotic feature; if no packet decodes at all it
+            // is reported as unsupported below.
+            Err(SymphoniaError::DecodeError(msg)) => {
+                skipped_packets += 1;
+                last_decode_error = Some(format!("malformed packet: {msg}"));
+            }
+            Err(SymphoniaError::Unsupported(msg)) => {
+                skipped_packets += 1;
+                unsupported_packets += 1;
+                last_decode_error = Some(format!("unsupported feature: {msg}"));
+            }
+            // A packet cut short inside the decoder (truncated data).
+            Err(SymphoniaError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                skipped_packets += 1;
+                last_decode_error = Some(format!("packet cut short: {e}"));
+            }
+            Err(SymphoniaError::ResetRequired) => {
+                track.decoder.reset();
+            }
+            Err(e) => {
+                stream_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+
+    let decoded_source_frames = sink.total_frames;
+    let out = sink.finish();
+    let Some(Decoded {
+        samples,
+        source_rate,
+        source_channels,
+        duration_s,
+    }) = out
+    else {
+        // Nothing decoded at all.
+        if skipped_packets > 0 && unsupported_packets == skipped_packets {
+            return Err(unsupported(format!(
+                "{} stream using a feature the decoder lacks ({})",
+                track.codec_name,
+                last_decode_error.unwrap_or_default()
+            )));
+        }
+        if let Some(err) = stream_error.or(last_decode_error) {
+            return Err(nothing_decoded(
+                &sniffed,
+                &track.codec_name,
+                skipped_packets,
+                err,
+            ));
+        }
+        return Err(AudioError::Empty);
+    };
+    if samples.is_empty() {
+        return Err(AudioError::Empty);
+    }
+    // Declared length (after gapless trimming) vs what we got: > 100 ms short = cut off.
+    let short_of_declared = track.switches == 0
+        && track
+            .n_frames
+            .is_some_and(|n| decoded_source_frames + u64::from(source_rate) / 10 < n);
+    Ok(Pcm16k {
+        samples,
+        source_rate,
+        source_channels,
+        duration_s: duration_s as f32,
+        codec: track.codec_name,
+        skipped_packets,
+        truncated: stream_error.is_some() || short_of_declared,
+    })
+}
+
+/// Error for a stream that produced no audio at all.
+fn nothing_decoded(sniffed: &Sniff, codec: &str, skipped: usize, err: String) -> AudioError {
+    match sniffed {
+        // Something symphonia latched onto inside data we do not recognise (e.g. a stray MP3
+        // sync word in random bytes): not an audio file rather than a corrupt one.
+        Sniff::Unknown => unsupported("unrecognised data (no known audio signature)"),
+        _ if skipped > 0 => AudioError::Corrupt {
+            detail: format!("all {skipped} {codec} packets failed to decode (last error: {err})"),
+        },
+        _ => AudioError::Corrupt {
+            detail: format!("{codec}: {err}"),
+        },
+    }
+}
+
+/// Probes the container over the shared bytes, optionally hiding that the source can seek.
+fn open_format(
+    data: &SharedBytes,
+    hint: &Hint,
+    seekable: bool,
+) -> Result<Box<dyn FormatReader>, SymphoniaError> {
+    let cursor = Cursor::new(SharedCursorData(data.clone()));
+    let source: Box<dyn MediaSource> = if seekable {
+        Box::new(cursor)
+    } else {
+        Box::new(ReadOnlySource::new(cursor))
+    };
+    let mss = MediaSourceStream::new(source, Default::default());
+    let format_opts = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
+    symphonia::default::get_probe()
+        .format(hint, mss, &format_opts, &MetadataOptions::default())
+        .map(|probed| probed.format)
+}
+
+fn apply_hint(hint: &mut Hint, h: &str) {
+    let h = h.trim();
+    let h = h.split(';').next().unwrap_or(h).trim(); // drop MIME parameters
+    if h.contains('/') {
+        hint.mime_type(&h.to_ascii_lowercase());
+    } else {
+        let ext = h.rsplit('.').next().unwrap_or(h);
+        if !ext.is_empty() {
+            hint.with_extension(&ext.to_ascii_lowercase());
+        }
+    }
+}
+
+/// Maps a probe failure to an error naming what we recognised.
+fn probe_error(sniffed: &Sniff, bytes: &[u8], err: SymphoniaError) -> AudioError {
+    match (sniffed, err) {
+        (Sniff::Audio("WAV"), SymphoniaError::Unsupported(msg)) => match wav_format_tag(bytes) {
+            Some(tag) => unsupported(format!(
+                "{} audio in a WAV container (format tag 0x{tag:04X})",
+                wav_codec_name(tag)
+            )),
+            None => unsupported(format!("WAV variant not supported by the decoder ({msg})")),
+        },
+        (Sniff::Audio(container), SymphoniaError::Unsupported(msg)) => unsupported(format!(
+            "{container} variant not supported by the decoder ({msg})"
+        )),
+        (Sniff::Audio("MP4/M4A"), _) if !bytes.windows(4).any(|w| w == b"moov") => {
+            AudioError::Corrupt {
+                detail:
+                    "MP4/M4A file without its index (moov box): probably cut off before the end"
+                        .into(),
+            }
+        }
+        (Sniff::Audio(container), SymphoniaError::IoError(e))
+            if e.kind() == ErrorKind::UnexpectedEof =>
+        {
+            AudioError::Corrupt {
+                detail: format!("{container} file ends inside its header"),
+            }
+        }
+        (Sniff::Audio(container), e) => AudioError::Corrupt {
+            detail: format!("{container} header could not be read: {e}"),
+        },
+        _ => unsupported("unrecognised data (no known audio signature)"),
+    }
+}
+
+/// The selected track and its decoder.
+struct OpenTrack {
+    id: u32,
+    decoder: Box<dyn Decoder>,
+    codec_name: String,
+    /// Frames the container declares for the track, if any.
+    n_frames: Option<u64>,
+    /// Sample rate the container declares, if any.
+    sample_rate: Option<u32>,
+    /// How many times the track was re-selected (chained streams): then `n_frames` is per link.
+    switches: usize,
+}
+
+/// Picks the first track with a decoder we have; otherwise names the codec we lack.
+fn open_track(
+    format: &dyn FormatReader,
+    sniffed: &Sniff,
+    bytes: &[u8],
+) -> Result<OpenTrack, AudioError> {
+    let registry = symphonia::default::get_codecs();
+    let tracks = format.tracks();
+    let usable = tracks.iter().find(|t| {
+        t.codec_params.codec != CODEC_TYPE_NULL
+            && registry.get_codec(t.codec_params.codec).is_some()
+    });
+    let Some(track) = usable else {
+        return Err(unsupported(describe_unsupported_tracks(
+            tracks, sniffed, bytes,
+        )));
+    };
+    let decoder = registry
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| match e {
+            SymphoniaError::Unsupported(msg) => unsupported(format!(
+                "{} variant not supported ({msg})",
+                codec_display_name(track.codec_params.codec)
+            )),
+            e => AudioError::Corrupt {
+                detail: format!("cannot start the decoder: {e}"),
+            },
+        })?;
+    let codec_name = registry
+        .get_codec(track.codec_params.codec)
+        .map(|d| d.short_name.to_string())
+        .unwrap_or_else(|| codec_display_name(track.codec_params.codec).to_string());
+    Ok(OpenTrack {
+        id: track.id,
+        decoder,
+        codec_name,
+        n_frames: track.codec_params.n_frames,
+        sample_rate: track.codec_params.sample_rate,
+        switches: 0,
+    })
+}
+
+fn describe_unsupported_tracks(tracks: &[Track], sniffed: &Sniff, bytes: &[u8]) -> String {
+    let container: &str = match sniffed {
+        Sniff::Audio(c) => c,
+        _ => "unrecognised",
+    };
+    let codec = match tracks
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+    {
+        Some(t) => Some(codec_display_name(t.codec_params.codec)),
+        // symphonia's MP4 reader leaves codecs it does not know as NULL: read the sample entry.
+        None if container == "MP4/M4A" => mp4_audio_sample_entry(bytes),
+        None => None,
+    };
+    match codec {
+        // Bare elementary streams: the codec is the format.
+        Some(codec)
+            if matches!(
+                container,
+                "MPEG audio" | "ID3-tagged MPEG audio" | "ADTS AAC"
+            ) =>
+        {
+            format!("{codec} audio")
+        }
+        Some(codec) => format!("{codec} audio in {} container", with_article(container)),
+        None if tracks.is_empty() => format!("{container} file without an audio track"),
+        None => format!("{container} file with an audio codec we cannot identify"),
+    }
+}
+
+/// The WAVE `fmt ` chunk's format tag (the sub-format's for WAVE_FORMAT_EXTENSIBLE).
+fn wav_format_tag(b: &[u8]) -> Option<u16> {
+    let u16_at = |i: usize| b.get(i..i + 2).map(|x| u16::from_le_bytes([x[0], x[1]]));
+    let u32_at = |i: usize| {
+        b.get(i..i + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let mut pos = 12; // after "RIFF" size "WAVE"
+    while pos + 8 <= b.len() {
+        let size = u32_at(pos + 4)? as usize;
+        if &b[pos..pos + 4] == b"fmt " {
+            let tag = u16_at(pos + 8)?;
+            return if tag == 0xFFFE {
+                u16_at(pos + 8 + 24)
+            } else {
+                Some(tag)
+            };
+        }
+        pos = pos.checked_add(8 + size + (size & 1))?;
+    }
+    None
+}
+
+fn wav_codec_name(tag: u16) -> &'static str {
+    match tag {
+        0x0001 => "PCM",
+        0x0002 => "Microsoft ADPCM",
+        0x0003 => "IEEE float",
+        0x0006 => "A-law",
+        0x0007 => "µ-law",
+        0x0011 => "IMA ADPCM",
+        0x0022 => "TrueSpeech",
+        0x0031 => "GSM 6.10",
+        0x0040 | 0x0064 | 0x0045 => "G.72x ADPCM",
+        0x0050 => "MPEG Layer I/II",
+        0x0055 => "MP3",
+        0x00FF | 0x1610 | 0x1600 => "AAC",
+        0x0160..=0x0163 => "WMA",
+        0x2000 => "AC-3",
+        0x2001 => "DTS",
+        _ => "an unknown codec's",
+    }
+}
+
+/// The first audio sample entry (`stsd`) fourcc of an MP4/MOV file, named; None if not found.
+fn mp4_audio_sample_entry(b: &[u8]) -> Option<&'static str> {
+    // stsd box: size(4) "stsd" version/flags(4) entry_count(4) | entry: size(4) fourcc(4) …
+    let mut from = 0;
+    while let Some(i) = b[from..]
+        .windows(4)
+        .position(|w| w == b"stsd")
+        .map(|i| i + from)
+    {
+        from = i + 4;
+        let Some(fourcc) = b.get(i + 16..i + 20) else {
+            break;
+        };
+        let name = match fourcc {
+            b"ac-3" => "AC-3 (Dolby Digital)",
+            b"ec-3" => "E-AC-3 (Dolby Digital Plus)",
+            b"ac-4" => "AC-4",
+            b"samr" => "AMR (Adaptive Multi-Rate speech)",
+            b"sawb" => "AMR-WB (wideband Adaptive Multi-Rate speech)",
+            b"sevc" | b"sqcp" => "EVRC/QCELP speech",
+            b"Opus" => "Opus",
+            b"dtsc" | b"dtsh" | b"dtsl" | b"dtse" => "DTS",
+            b"mp4a" => "MPEG-4 audio (AAC variant)",
+            b"fLaC" => "FLAC",
+            b"alac" => "ALAC",
+            b"ima4" => "IMA4 ADPCM",
+            b"QDM2" | b"QDMC" => "QDesign",
+            b"ulaw" => "µ-law",
+            b"alaw" => "A-law",
+            b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"raw " => "PCM",
+            _ => continue, // video or unknown entries: keep looking
+        };
+        return Some(name);
+    }
+    None
+}
+
+/// "an Ogg", "a WAV", "an MP4/M4A": our container names are words or spelled-out acronyms.
+fn with_article(name: &str) -> String {
+    let vowel_sound = name.starts_with(|c: char| "AEIOUMaeiou".contains(c));
+    format!("{} {name}", if vowel_sound { "an" } else { "a" })
+}
+
+/// A human name for a codec, including ones we have no decoder for.
+fn codec_display_name(codec: CodecType) -> &'static str {
+    match codec {
+        codecs::CODEC_TYPE_OPUS => "Opus",
+        codecs::CODEC_TYPE_SPEEX => "Speex",
+        codecs::CODEC_TYPE_VORBIS => "Vorbis",
+        codecs::CODEC_TYPE_MP1 => "MPEG-1 Layer I",
+        codecs::CODEC_TYPE_MP2 => "MPEG-1 Layer II (MP2)",
+        codecs::CODEC_TYPE_MP3 => "MP3",
+        codecs::CODEC_TYPE_AAC => "AAC",
+        codecs::CODEC_TYPE_FLAC => "FLAC",
+        codecs::CODEC_TYPE_ALAC => "ALAC",
+        codecs::CODEC_TYPE_WAVPACK => "WavPack",
+        codecs::CODEC_TYPE_MONKEYS_AUDIO => "Monkey's Audio",
+        codecs::CODEC_TYPE_TTA => "TTA",
+        codecs::CODEC_TYPE_MUSEPACK => "Musepack",
+        codecs::CODEC_TYPE_ATRAC1
+        | codecs::CODEC_TYPE_ATRAC3
+        | codecs::CODEC_TYPE_ATRAC3PLUS
+        | codecs::CODEC_TYPE_ATRAC9 => "ATRAC",
+        codecs::CODEC_TYPE_EAC3 => "E-AC-3 (Dolby Digital Plus)",
+        codecs::CODEC_TYPE_AC4 => "AC-4",
+        codecs::CODEC_TYPE_DCA => "DTS",
+        codecs::CODEC_TYPE_WMA => "WMA",
+        _ => "an unsupported codec's",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downmix + resample sink
+// ---------------------------------------------------------------------------------------------
+
+/// Finished output of [`Sink`].
+struct Decoded {
+    samples: Vec<f32>,
+    source_rate: u32,
+    source_channels: usize,
+    duration_s: f64,
+}
+
+/// Accumulates decoded packets: downmix → resample → 16 kHz output, enforcing the cap.
+struct Sink {
+    max_seconds: f64,
+    out: Vec<f32>,
+    /// The resampler for the current source rate (`None` before the first packet).
+    stage: Option<RateStage>,
+    /// Rate and channel count of the first packet.
+    first_rate: Option<u32>,
+    max_channels: usize,
+    /// Seconds of input in finished rate segments (before a mid-stream rate change).
+    done_seconds: f64,
+    /// Source frames in the current rate segment.
+    segment_frames: u64,
+    /// Source frames over all segments.
+    total_frames: u64,
+}
+
+impl Sink {
+    fn new(max_seconds: f32) -> Self {
+        Sink {
+            max_seconds: if max_seconds.is_nan() {
+                f64::INFINITY
+            } else {
+                max_seconds as f64
+            },
+            out: Vec::new(),
+            stage: None,
+            first_rate: None,
+            max_channels: 0,
+            done_seconds: 0.0,
+            segment_frames: 0,
+            total_frames: 0,
+        }
+    }
+
+    /// Reserves the whole output up front when the container declares a length within the cap,
+    /// so the output vector is not grown by doubling (peak 2× its size in a wasm heap).
+    /// A lying header can make us reserve at most `max_seconds` of output.
+    fn reserve_for(&mut self, track: &OpenTrack) {
+        if let (Some(n), Some(rate)) = (track.n_frames, track.sample_rate) {
+            let seconds = n as f64 / f64::from(rate.max(1));
+            if seconds <= self.max_seconds {
+                self.out
+                    .reserve((seconds * f64::from(TARGET_RATE)).ceil() as usize + 1);
+            }
+        }
+    }
+
+    fn push(&mut self, decoded: AudioBufferRef<'_>) -> Result<(), AudioError> {
+        let frames = decoded.frames();
+        if frames == 0 {
+            return Ok(());
+        }
+        let spec = *decoded.spec();
+        if spec.rate == 0 {
+            return Err(AudioError::Corrupt {
+                detail: "stream declares a sample rate of 0 Hz".into(),
+            });
+        }
+        let rate_changed = self.stage.as_ref().is_some_and(|s| s.in_rate != spec.rate);
+        if rate_changed {
+            let stage = self.stage.take().expect("checked");
+            self.done_seconds += self.segment_frames as f64 / stage.in_rate as f64;
+            self.segment_frames = 0;
+            stage.finish(&mut self.out);
+        }
+        if self.stage.is_none() {
+            self.stage = Some(RateStage::new(spec.rate)?);
+            self.first_rate.get_or_insert(spec.rate);
+        }
+        self.max_channels = self.max_channels.max(spec.channels.count());
+
+        // Cap on the input duration, checked before doing any work on this packet.
+        let seconds =
+            self.done_seconds + (self.segment_frames + frames as u64) as f64 / spec.rate as f64;
+        if seconds > self.max_seconds {
+            return Err(AudioError::TooLong {
+                max_seconds: self.max_seconds as f32,
+            });
+        }
+        self.segment_frames += frames as u64;
+        self.total_frames += frames as u64;
+
+        let stage = self.stage.as_mut().expect("set above");
+        match &decoded {
+            AudioBufferRef::U8(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::U16(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::U24(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::U32(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::S8(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::S16(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::S24(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::S32(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::F32(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::F64(b) => downmix_into(b, &mut stage.pending),
+        }
+        stage.n_in += frames as u64;
+        stage.drain(&mut self.out);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Option<Decoded> {
+        let stage = self.stage.take()?;
+        let duration_s = self.done_seconds + self.segment_frames as f64 / stage.in_rate as f64;
+        stage.finish(&mut self.out);
+        Some(Decoded {
+            samples: self.out,
+            source_rate: self.first_rate.unwrap_or(TARGET_RATE),
+            source_channels: self.max_channels,
+            duration_s,
+        })
+    }
+}
+
+/// Appends the per-frame average of all channels of `buf` to `dst`.
+fn downmix_into<S>(buf: &AudioBuffer<S>, dst: &mut Vec<f32>)
+where
+    S: Sample + IntoSample<f32>,
+{
+    let n = buf.frames();
+    let planes = buf.planes();
+    let planes = planes.planes();
+    let Some((first, rest)) = planes.split_first() else {
+        return;
+    };
+    let start = dst.len();
+    dst.extend(first[..n].iter().map(|&s| s.into_sample()));
+    let mixed = &mut dst[start..];
+    for plane in rest {
+        for (d, &s) in mixed.iter_mut().zip(&plane[..n]) {
+            let s: f32 = s.into_sample();
+            *d += s;
+        }
+    }
+    if !rest.is_empty() {
+        let scale = 1.0 / planes.len() as f32;
+        mixed.iter_mut().for_each(|d| *d *= scale);
+    }
+}
+
+/// Streaming mono resampler from one source rate to 16 kHz (pass-through at 16 kHz).
+struct RateStage {
+    in_rate: u32,
+    /// `None` when `in_rate == TARGET_RATE`.
+    resampler: Option<FftFixedIn<f32>>,
+    /// Downmixed source-rate samples not yet resampled (< `RESAMPLE_CHUNK` after `drain`).
+    pending: Vec<f32>,
+    /// Output scratch, `[1][output_frames_max]`.
+    scratch: Vec<Vec<f32>>,
+    /// Leading output samples still to drop: the resampler's group delay.
+    delay_left: usize,
+    /// Source frames received / output frames emitted (after the delay) in this segment.
+    n_in: u64,
+    n_out: u64,
+}
+
+impl RateStage {
+    fn new(in_rate: u32) -> Result<Self, AudioError> {
+        if in_rate == TARGET_RATE {
+            return Ok(RateStage {
+                in_rate,
+                resampler: None,
+                pending: Vec::new(),
+                scratch: Vec::new(),
+                delay_left: 0,
+                n_in: 0,
+                n_out: 0,
+            });
+        }
+        let resampler =
+            FftFixedIn::<f32>::new(in_rate as usize, TARGET_RATE as usize, RESAMPLE_CHUNK, 1, 1)
+                .map_err(|e| unsupported(format!("sample rate of {in_rate} Hz ({e})")))?;
+        let scratch = resampler.output_buffer_allocate(true);
+        Ok(RateStage {
+            in_rate,
+            delay_left: resampler.output_delay(),
+            resampler: Some(resampler),
+            pending: Vec::with_capacity(2 * RESAMPLE_CHUNK),
+            scratch,
+            n_in: 0,
+            n_out: 0,
+        })
+    }
+
+    /// Resamples every whole chunk in `pending` into `out`.
+    fn drain(&mut self, out: &mut Vec<f32>) {
+        let Some(resampler) = self.resampler.as_mut() else {
+            self.n_out += self.pending.len() as u64;
+            out.append(&mut self.pending);
+            return;
+        };
+        let mut used = 0;
+        while self.pending.len() - used >= RESAMPLE_CHUNK {
+            let input = [&self.pending[used..used + RESAMPLE_CHUNK]];
+            let (_, produced) = resampler
+                .process_into_buffer(&input, &mut self.scratch, None)
+                .expect("buffers sized by the resampler");
+            used += RESAMPLE_CHUNK;
+            Self::emit(
+                &self.scratch[0][..produced],
+                &mut self.delay_left,
+                &mut self.n_out,
+                out,
+            );
+        }
+        self.pending.drain(..used);
+    }
+
+    fn emit(produced: &[f32], delay_left: &mut usize, n_out: &mut u64, out: &mut Vec<f32>) {
+        let skip = (*delay_left).min(produced.len());
+        *delay_left -= skip;
+        out.extend_from_slice(&produced[skip..]);
+        *n_out += (produced.len() - skip) as u64;
+    }
+
+    /// Flushes the tail: zero-pads the last partial chunk, pushes the delayed samples out and
+    /// trims to `round(n_in · 16000 / in_rate)` output samples.
+    fn finish(mut self, out: &mut Vec<f32>) {
+        self.drain(out);
+        let Some(resampler) = self.resampler.as_mut() else {
+            return;
+        };
+        let expected =
+            (self.n_in * TARGET_RATE as u64 + self.in_rate as u64 / 2) / self.in_rate as u64;
+        let mut first = true;
+        while self.n_out < expected {
+            let tail = [&self.pending[..]];
+            let input = if first && !self.pending.is_empty() {
+                Some(&tail[..])
+            } else {
+                None
+            };
+            first = false;
+            let (_, produced) = resampler
+                .process_partial_into_buffer(input, &mut self.scratch, None)
+                .expect("buffers sized by the resampler");
+            Self::emit(
+                &self.scratch[0][..produced],
+                &mut self.delay_left,
+                &mut self.n_out,
+                out,
+            );
+        }
+        let extra = (self.n_out - expected) as usize;
+        out.truncate(out.len() - extra);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Magic-byte sniffing: name what we see, reject what we know we cannot decode
+// ---------------------------------------------------------------------------------------------
+
+/// What the first bytes of the upload look like.
+#[derive(Debug, Clone, PartialEq)]
+enum Sniff {
+    /// A container symphonia can read (the name is used in messages).
+    Audio(&'static str),
+    /// Audio we recognise but cannot decode; the full description.
+    UnsupportedAudio(String),
+    /// Recognised non-audio data.
+    NotAudio(&'static str),
+    /// Nothing recognised (headerless or unknown data); symphonia's probe still gets a try.
+    Unknown,
+}
+
+fn sniff(b: &[u8]) -> Sniff {
+    let at = |off: usize, magic: &[u8]| {
+        b.len() >= off + magic.len() && &b[off..off + magic.len()] == magic
+    };
+    let head = &b[..b.len().min(4096)];
+    let contains = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    let unsupported = |s: &str| Sniff::UnsupportedAudio(s.to_string());
+
+    // Containers symphonia reads (codec-level problems are named after probing).
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        return Sniff::Audio("WAV");
+    }
+    if at(0, b"fLaC") {
+        return Sniff::Audio("FLAC");
+    }
+    if at(0, b"OggS") {
+        return if contains(b"OpusHead") {
+            unsupported("Opus audio in an Ogg container")
+        } else if contains(b"Speex   ") {
+            unsupported("Speex audio in an Ogg container")
+        } else if contains(b"\x80theora") {
+            unsupported("Ogg Theora video")
+        } else {
+            Sniff::Audio("Ogg")
+        };
+    }
+    if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
+        return if contains(b"A_OPUS") {
+            unsupported("Opus audio in a WebM/Matroska container")
+        } else {
+            Sniff::Audio("WebM/Matroska")
+        };
+    }
+    if at(4, b"ftyp") {
+        let brand = b.get(8..12).unwrap_or(b"");
+        return match brand {
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"avif" | b"avis" => {
+                Sniff::NotAudio("a HEIF/AVIF image")
+            }
+            _ => Sniff::Audio("MP4/M4A"),
+        };
+    }
+    if at(0, b"ID3") {
+        return Sniff::Audio("ID3-tagged MPEG audio");
+    }
+    if b.len() >= 2 && b[0] == 0xFF && b[1] & 0xE0 == 0xE0 {
+        // MPEG audio frame sync; layer bits 00 = ADTS (AAC).
+        return if b[1] & 0x06 == 0 {
+            Sniff::Audio("ADTS AAC")
+        } else {
+            Sniff::Audio("MPEG audio")
+        };
+    }
+
+    // Audio formats without a decoder here.
+    if at(0, b"#!AMR-WB") {
+        return unsupported("AMR-WB (wideband Adaptive Multi-Rate speech)");
+    }
+    if at(0, b"#!AMR") {
+        return unsupported("AMR (Adaptive Multi-Rate speech)");
+    }
+    if at(0, b"MThd") {
+        return unsupported("MIDI (note data, not recorded audio)");
+    }
+    if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) {
+        return unsupported("AIFF");
+    }
+    if at(0, b"RF64") || at(0, b"BW64") {
+        return unsupported("RF64/BW64 (64-bit WAV)");
+    }
+    if at(0, b"RIFF") && at(8, b"AVI ") {
+        return unsupported("AVI video");
+    }
+    if at(0, b"RIFF") && at(8, b"WEBP") {
+        return Sniff::NotAudio("a WebP image");
+    }
+    let other_audio: &[(&[u8], &str)] = &[
+        (b"caff", "Core Audio Format (CAF)"),
+        (
+            &[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11],
+            "WMA/ASF (Windows Media)",
+        ),
+        (b".snd", "Sun/NeXT AU"),
+        (b"MAC ", "Monkey's Audio (APE)"),
+        (b"wvpk", "WavPack"),
+        (b"TTA1", "TTA"),
+        (b"MPCK", "Musepack"),
+        (b"MP+", "Musepack"),
+        (b"DSD ", "DSF (DSD audio)"),
+        (b"FRM8", "DSDIFF (DSD audio)"),
+        (b".RMF", "RealMedia"),
+        (b".ra\xFD", "RealAudio"),
+        (b"FLV\x01", "Flash Video (FLV)"),
+        (&[0x0B, 0x77], "AC-3 (Dolby Digital)"),
+        (&[0x00, 0x00, 0x01, 0xBA], "MPEG program stream (video)"),
+    ];
+    for (magic, name) in other_audio {
+        if at(0, magic) {
+            return unsupported(name);
+        }
+    }
+    if b.len() > 188 && b[0] == 0x47 && b[188] == 0x47 {
+        return unsupported("MPEG transport stream");
+    }
+
+    // Things that are not audio at all.
+    let not_audio: &[(&[u8], &str)] = &[
+        (b"%PDF", "a PDF document"),
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (&[0xFF, 0xD8, 0xFF], "a JPEG image"),
+        (b"GIF87a", "a GIF image"),
+        (b"GIF89a", "a GIF image"),
+        (b"II*\0", "a TIFF image"),
+        (b"MM\0*", "a TIFF image"),
+        (b"PK\x03\x04", "a ZIP archive or Office document"),
+        (&[0x1F, 0x8B], "a gzip archive"),
+        (b"7z\xBC\xAF\x27\x1C", "a 7-Zip archive"),
+        (b"Rar!", "a RAR archive"),
+        (b"\x7FELF", "an ELF executable"),
+        (b"\0asm", "a WebAssembly module"),
+        (b"{\\rtf", "an RTF document"),
+    ];
+    for (magic, what) in not_audio {
+        if at(0, magic) {
+            return Sniff::NotAudio(what);
+        }
+    }
+    if let Some(kind) = sniff_text(head) {
+        return Sniff::NotAudio(kind);
+    }
+    Sniff::Unknown
+}
+
+/// Recognises text uploads (HTML, XML, JSON, plain text) from their first bytes.
+fn sniff_text(head: &[u8]) -> Option<&'static str> {
+    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head); // UTF-8 BOM
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        // The 4 KiB cut may split a multi-byte character.
+        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => {
+            std::str::from_utf8(&body[..e.valid_up_to()]).ok()?
+        }
+        Err(_) => return None,
+    };
+    if text.is_empty()
+        || text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0C'))
+    {
+        return None;
+    }
+    let start: String = text
+        .trim_start()
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    Some(
+        if start.starts_with("<!doctype html")
+            || start.starts_with("<html")
+            || start.starts_with("<head")
+            || start.starts_with("<body")
+        {
+            "HTML"
+        } else if start.starts_with("<svg") || (start.starts_with("<?xml") && text.contains("<svg"))
+        {
+            "an SVG image"
+        } else if start.starts_with("<?xml") || start.starts_with('<') {
+            "XML"
+        } else if start.starts_with('{') || start.starts_with('[') {
+            "JSON"
+        } else {
+            "text"
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // ---- a tiny WAV writer -------------------------------------------------------------------
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fmt {
+        U8,
+        I16,
+        I24,
+        I32,
+        F32,
+        F64,
+    }
+
+    /// WAV bytes for interleaved `frames` (each inner Vec = one frame of `channels` samples).
+    fn wav(
+        fmt: Fmt,
+        rate: u32,
+        channels: u16,
+        n_frames: usize,
+        sample: impl Fn(usize, usize) -> f64,
+    ) -> Vec<u8> {
+        let (bits, tag): (u16, u16) = match fmt {
+            Fmt::U8 => (8, 1),
+            Fmt::I16 => (16, 1),
+            Fmt::I24 => (24, 1),
+            Fmt::I32 => (32, 1),
+            Fmt::F32 => (32, 3),
+            Fmt::F64 => (64, 3),
+        };
+        let block = channels as u32 * bits as u32 / 8;
+        let data_len = block * n_frames as u32;
+        // WAVE_FORMAT_EXTENSIBLE for > 2 channels, as real multichannel files use.
+        let extensible = channels > 2;
+        let fmt_len: u32 = if extensible { 40 } else { 16 };
+        let mut v = Vec::with_capacity(44 + data_len as usize);
+        v.extend_from_slice(b"RIFF");
+        v.extend_from_slice(&(4 + 8 + fmt_len + 8 + data_len).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&fmt_len.to_le_bytes());
+        v.extend_from_slice(&(if extensible { 0xFFFEu16 } else { tag }).to_le_bytes());
+        v.extend_from_slice(&channels.to_le_bytes());
+        v.extend_from_slice(&rate.to_le_bytes());
+        v.extend_from_slice(&(rate * block).to_le_bytes());
+        v.extend_from_slice(&(block as u16).to_le_bytes());
+        v.extend_from_slice(&bits.to_le_bytes());
+        if extensible {
+            v.extend_from_slice(&22u16.to_le_bytes()); // cbSize
+            v.extend_from_slice(&bits.to_le_bytes()); // valid bits
+            let mask: u32 = (1u32 << channels) - 1; // FL FR FC LFE BL BR …
+            v.extend_from_slice(&mask.to_le_bytes());
+            // Sub-format GUID: {tag}-0000-0010-8000-00AA00389B71
+            v.extend_from_slice(&(tag as u32).to_le_bytes());
+            v.extend_from_slice(&[
+                0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+            ]);
+        }
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&data_len.to_le_bytes());
+        for i in 0..n_frames {
+            for c in 0..channels as usize {
+                let x = sample(i, c).clamp(-1.0, 1.0);
+                match fmt {
+                    Fmt::U8 => v.push((x * 127.0 + 128.0).round() as u8),
+                    Fmt::I16 => v.extend_from_slice(&((x * 32767.0).round() as i16).to_le_bytes()),
+                    Fmt::I24 => {
+                        v.extend_from_slice(&((x * 8_388_607.0).round() as i32).to_le_bytes()[..3])
+                    }
+                    Fmt::I32 => {
+                        v.extend_from_slice(&((x * 2_147_483_647.0).round() as i32).to_le_bytes())
+                    }
+                    Fmt::F32 => v.extend_from_slice(&(x as f32).to_le_bytes()),
+                    Fmt::F64 => v.extend_from_slice(&x.to_le_bytes()),
+                }
+            }
+        }
+        v
+    }
+
+    fn sine(freq: f64, rate: u32, amp: f64) -> impl Fn(usize, usize) -> f64 {
+        move |i, _| amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()
+    }
+
+    // ---- signal measurements -----------------------------------------------------------------
+
+    /// Amplitude of the `freq` component of `x` (16 kHz), by a single DFT bin over a Hann window.
+    fn tone_amplitude(x: &[f32], freq: f64) -> f64 {
+        let n = x.len();
+        let (mut re, mut im, mut wsum) = (0.0f64, 0.0f64, 0.0f64);
+        for (i, &s) in x.iter().enumerate() {
+            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
+            let ph = 2.0 * std::f64::consts::PI * freq * i as f64 / TARGET_RATE as f64;
+            re += w * s as f64 * ph.cos();
+            im -= w * s as f64 * ph.sin();
+            wsum += w;
+        }
+        2.0 * (re * re + im * im).sqrt() / wsum
+    }
+
+    /// Frequency estimated from zero crossings (with linear interpolation) of `x` at 16 kHz.
+    fn zero_crossing_freq(x: &[f32]) -> f64 {
+        let mut crossings = Vec::new();
+        for i in 1..x.len() {
+            if x[i - 1] < 0.0 && x[i] >= 0.0 {
+                let frac = x[i - 1] as f64 / (x[i - 1] as f64 - x[i] as f64);
+                crossings.push(i as f64 - 1.0 + frac);
+            }
+        }
+        let periods = (crossings.len() - 1) as f64;
+        periods * TARGET_RATE as f64 / (crossings.last().unwrap() - crossings[0])
+    }
+
+    fn rms(x: &[f32]) -> f64 {
+        (x.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+    }
+
+    fn db(ratio: f64) -> f64 {
+        20.0 * ratio.log10()
+    }
+
+    /// Middle part of the signal, away from the edges.
+    fn middle(x: &[f32]) -> &[f32] {
+        &x[x.len() / 10..x.len() * 9 / 10]
+    }
+
+    fn check_sine(pcm: &Pcm16k, freq: f64, amp: f64, what: &str) {
+        let m = middle(&pcm.samples);
+        let f = zero_crossing_freq(m);
+        assert!(
+            (f - freq).abs() < 0.5,
+            "{what}: frequency {f} Hz, want {freq}"
+        );
+        let a = tone_amplitude(m, freq);
+        assert!(
+            db(a / amp).abs() < 1.0,
+            "{what}: amplitude {a} vs {amp} ({:+.2} dB)",
+            db(a / amp)
+        );
+    }
+
+    // ---- tests ---------------------------------------------------------------------------------
+
+    #[test]
+    fn all_wav_sample_formats_and_rates() {
+        let formats = [Fmt::U8, Fmt::I16, Fmt::I24, Fmt::I32, Fmt::F32, Fmt::F64];
+        let rates = [8_000u32, 16_000, 22_050, 44_100, 48_000, 96_000];
+        for fmt in formats {
+            for rate in rates {
+                let secs = 1.5;
+                let n = (secs * rate as f64) as usize;
+                let bytes = wav(fmt, rate, 1, n, sine(440.0, rate, 0.5));
+                let pcm = decode_to_pcm16k(&bytes, Some("wav"), 60.0)
+                    .unwrap_or_else(|e| panic!("{fmt:?} {rate}: {e}"));
+                let what = format!("{fmt:?} {rate} Hz");
+                assert_eq!(pcm.source_rate, rate, "{what}");
+                assert_eq!(pcm.source_channels, 1, "{what}");
+                assert!(
+                    (pcm.duration_s - secs as f32).abs() < 1e-3,
+                    "{what}: {}",
+                    pcm.duration_s
+                );
+                let want_len = (n as u64 * 16_000 + rate as u64 / 2) / rate as u64;
+                assert_eq!(pcm.samples.len() as u64, want_len, "{what}");
+                assert!(!pcm.truncated && pcm.skipped_packets == 0, "{what}");
+                check_sine(&pcm, 440.0, 0.5, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn codec_names() {
+        let bytes = wav(Fmt::I16, 16_000, 1, 1600, sine(440.0, 16_000, 0.5));
+        assert_eq!(
+            decode_to_pcm16k(&bytes, None, 10.0).unwrap().codec,
+            "pcm_s16le"
+        );
+        let bytes = wav(Fmt::F32, 16_000, 1, 1600, sine(440.0, 16_000, 0.5));
+        assert_eq!(
+            decode_to_pcm16k(&bytes, None, 10.0).unwrap().codec,
+            "pcm_f32le"
+        );
+    }
+
+    #[test]
+    fn passthrough_at_16k_is_exact() {
+        let bytes = wav(Fmt::F32, 16_000, 1, 16_000, sine(1000.0, 16_000, 0.25));
+        let pcm = decode_to_pcm16k(&bytes, Some("audio/wav"), 10.0).unwrap();
+        assert_eq!(pcm.samples.len(), 16_000);
+        for (i, &s) in pcm.samples.iter().enumerate() {
+            assert_eq!(
+                s,
+                (0.25 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 16_000.0).sin()) as f32
+            );
+        }
+    }
+
+    #[test]
+    fn resampling_keeps_timing() {
+        // A click at exactly 0.5 s must come out at 0.5 s (the resampler delay is removed).
+        for rate in [8_000u32, 44_100, 48_000] {
+            let click = (rate / 2) as usize;
+            let bytes = wav(Fmt::F32, rate, 1, rate as usize, |i, _| {
+                if i == click {
+                    1.0
+                } else {
+                    0.0
+                }
+            });
+            let pcm = decode_to_pcm16k(&bytes, None, 10.0).unwrap();
+            let peak = pcm
+                .samples
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap()
+                .0;
+            assert!(
+                (peak as i64 - 8000).abs() <= 1,
+                "{rate} Hz: click at {peak}, want 8000"
+            );
+        }
+    }
+
+    #[test]
+    fn anti_aliasing() {
+        // 7.5 kHz survives 48 → 16 kHz; 10 kHz (would alias to 6 kHz) must be removed.
+        let bytes = wav(Fmt::F32, 48_000, 1, 48_000, |i, _| {
+            let t = i as f64 / 48_000.0;
+            0.4 * (2.0 * std::f64::consts::PI * 7_500.0 * t).sin()
+                + 0.4 * (2.0 * std::f64::consts::PI * 10_000.0 * t).sin()
+        });
+        let pcm = decode_to_pcm16k(&bytes, None, 10.0).unwrap();
+        let m = middle(&pcm.samples);
+        let kept = tone_amplitude(m, 7_500.0);
+        let alias = tone_amplitude(m, 6_000.0);
+        assert!(
+            db(kept / 0.4).abs() < 1.0,
+            "7.5 kHz passband: {:+.2} dB",
+            db(kept / 0.4)
+        );
+        assert!(
+            db(alias / 0.4) < -60.0,
+            "alias of 10 kHz at 6 kHz: {:.1} dB",
+            db(alias / 0.4)
+        );
+    }
+
+    #[test]
+    fn stereo_antiphase_downmixes_to_silence() {
+        let bytes = wav(Fmt::I16, 44_100, 2, 44_100, |i, c| {
+            let s = 0.5 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 44_100.0).sin();
+            if c == 0 {
+                s
+            } else {
+                -s
+            }
+        });
+        let pcm = decode_to_pcm16k(&bytes, None, 10.0).unwrap();
+        assert_eq!(pcm.source_channels, 2);
+        assert!(rms(&pcm.samples) < 1e-4, "rms {}", rms(&pcm.samples));
+        // In-phase stereo keeps the tone.
+        let bytes = wav(Fmt::I16, 44_100, 2, 44_100, sine(440.0, 44_100, 0.5));
+        check_sine(
+            &decode_to_pcm16k(&bytes, None, 10.0).unwrap(),
+            440.0,
+            0.5,
+            "stereo in phase",
+        );
+    }
+
+    #[test]
+    fn six_channels_average_all() {
+        // Only channel 5 carries the tone: the average is amplitude / 6 (not dropped).
+        let bytes = wav(Fmt::I24, 48_000, 6, 48_000, |i, c| {
+            if c == 5 {
+                0.6 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        });
+        let pcm = decode_to_pcm16k(&bytes, None, 10.0).unwrap();
+        assert_eq!(pcm.source_channels, 6);
+        assert!((pcm.duration_s - 1.0).abs() < 1e-4);
+        check_sine(&pcm, 440.0, 0.1, "6 channels");
+    }
+
+    #[test]
+    fn truncated_wav_returns_what_is_there() {
+        let bytes = wav(Fmt::I16, 44_100, 2, 3 * 44_100, sine(440.0, 44_100, 0.5));
+        let cut = &bytes[..bytes.len() * 2 / 3 + 1]; // odd cut: mid-sample
+        let pcm = decode_to_pcm16k(cut, Some("wav"), 10.0).unwrap();
+        assert!(pcm.truncated, "header says 3 s");
+        assert!(
+            pcm.duration_s > 1.8 && pcm.duration_s <= 2.0 + 1e-3,
+            "{}",
+            pcm.duration_s
+        );
+        assert!((pcm.output_duration_s() - pcm.duration_s).abs() < 1e-3);
+        check_sine(&pcm, 440.0, 0.5, "truncated");
+    }
+
+    #[test]
+    fn too_long_is_rejected_while_decoding() {
+        let bytes = wav(Fmt::I16, 8_000, 1, 8_000 * 12, sine(440.0, 8_000, 0.5));
+        assert_eq!(
+            decode_to_pcm16k(&bytes, None, 10.0),
+            Err(AudioError::TooLong { max_seconds: 10.0 })
+        );
+        // Exactly at the limit is fine.
+        let pcm = decode_to_pcm16k(&bytes, None, 12.0).unwrap();
+        assert_eq!(pcm.samples.len(), 16_000 * 12);
+        assert!(decode_to_pcm16k(&bytes, None, f32::INFINITY).is_ok());
+    }
+
+    #[test]
+    fn empty_inputs() {
+        assert_eq!(decode_to_pcm16k(&[], None, 10.0), Err(AudioError::Empty));
+        let bytes = wav(Fmt::I16, 16_000, 1, 0, sine(440.0, 16_000, 0.5));
+        assert_eq!(decode_to_pcm16k(&bytes, None, 10.0), Err(AudioError::Empty));
+    }
+
+    #[test]
+    fn garbage_is_unsupported() {
+        let mut state = 0x1234_5678u32;
+        let garbage: Vec<u8> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        for hint in [None, Some("mp3"), Some("audio/wav")] {
+            match decode_to_pcm16k(&garbage, hint, 10.0) {
+                Err(AudioError::Unsupported { format }) => {
+                    assert!(format.contains("unrecognised"), "{format}")
+                }
+                other => panic!("{hint:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_audio_is_named() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"Hello, this is a plain text file.\nNot audio.\n", "text"),
+            (b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
+            (b"  {\"error\": \"nope\"}", "JSON"),
+            (b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj", "PDF"),
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "PNG"),
+            (b"\xFF\xD8\xFF\xE0\0\x10JFIF", "JPEG"),
+        ];
+        for (bytes, name) in cases {
+            match decode_to_pcm16k(bytes, Some("mp3"), 10.0) {
+                Err(e @ AudioError::Unsupported { .. }) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("not an audio file") && msg.contains(name),
+                        "{msg}"
+                    );
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_audio_is_named() {
+        let mut ogg_opus = b"OggS\0\x02".to_vec();
+        ogg_opus.extend_from_slice(&[0; 22]);
+        ogg_opus.extend_from_slice(b"\x13OpusHead\x01\x01");
+        let mut webm = vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x82, 0x84];
+        webm.extend_from_slice(b"webm....A_OPUS....");
+        let cases: &[(&[u8], &str)] = &[
+            (&ogg_opus, "Opus audio in an Ogg container"),
+            (&webm, "Opus audio in a WebM/Matroska container"),
+            (b"#!AMR\n\x3c\x48\xf5", "AMR"),
+            (b"#!AMR-WB\n\x3c\x48\xf5", "AMR-WB"),
+            (b"MThd\0\0\0\x06\0\x01\0\x02\x01\xe0", "MIDI"),
+            (b"FORM\0\0\0\x10AIFFCOMM", "AIFF"),
+        ];
+        for (bytes, name) in cases {
+            match decode_to_pcm16k(bytes, None, 10.0) {
+                Err(AudioError::Unsupported { format }) => {
+                    assert!(format.contains(name), "{format} !~ {name}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_wav_header() {
+        // A WAV whose fmt chunk is cut: recognised, but nothing decodes.
+        let bytes = wav(Fmt::I16, 16_000, 1, 100, sine(440.0, 16_000, 0.5));
+        match decode_to_pcm16k(&bytes[..30], None, 10.0) {
+            Err(AudioError::Corrupt { .. }) | Err(AudioError::Unsupported { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hint_forms() {
+        let bytes = wav(Fmt::I16, 16_000, 1, 1600, sine(440.0, 16_000, 0.5));
+        for h in [
+            "wav",
+            ".WAV",
+            "clip.wav",
+            "audio/wav",
+            "audio/x-wav; codecs=1",
+            "",
+            "bogus/type",
+        ] {
+            assert!(decode_to_pcm16k(&bytes, Some(h), 10.0).is_ok(), "{h}");
+        }
+        // A Vec can be handed over without a copy.
+        assert!(decode_owned_to_pcm16k(bytes, None, 10.0).is_ok());
+    }
+
+    /// mp3 / flac / ogg-vorbis / m4a-aac / m4a-alac / webm-vorbis made by ffmpeg from a generated
+    /// WAV. Skips (with a message) when ffmpeg is missing, unless `CI=true`, where it fails.
+    #[test]
+    fn compressed_formats_via_ffmpeg() {
+        use std::process::Command;
+        let have_ffmpeg = Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have_ffmpeg {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("ffmpeg is required under CI=true (apt-get install -y ffmpeg)");
+            }
+            eprintln!("skipping compressed_formats_via_ffmpeg: ffmpeg not found");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("audio-rs-ffmpeg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secs = 3.0;
+        let rate = 44_100;
+        let src = dir.join("src.wav");
+        std::fs::write(
+            &src,
+            wav(
+                Fmt::I16,
+                rate,
+                2,
+                (secs * rate as f64) as usize,
+                sine(440.0, rate, 0.5),
+            ),
+        )
+        .unwrap();
+        let variants: &[(&str, &[&str])] = &[
+            ("mp3", &["-c:a", "libmp3lame", "-b:a", "128k"]),
+            ("flac", &["-c:a", "flac"]),
+            ("ogg", &["-c:a", "libvorbis", "-q:a", "4"]),
+            ("m4a", &["-c:a", "aac", "-b:a", "128k"]),
+            ("m4a", &["-c:a", "alac"]),
+            ("webm", &["-c:a", "libvorbis"]),
+            ("mkv", &["-c:a", "flac"]),
+        ];
+        let mut failures = Vec::new();
+        for (i, (ext, args)) in variants.iter().enumerate() {
+            let out = dir.join(format!("v{i}.{ext}"));
+            let status = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&src)
+                .args(*args)
+                .arg(&out)
+                .status()
+                .unwrap();
+            assert!(status.success(), "ffmpeg {args:?}");
+            let bytes = std::fs::read(&out).unwrap();
+            let what = format!("{ext} {args:?}");
+            match decode_to_pcm16k(&bytes, Some(ext), 60.0) {
+                Ok(pcm) => {
+                    eprintln!(
+                        "{what}: codec={} duration={:.4}s out={:.4}s rate={} ch={} skipped={} truncated={}",
+                        pcm.codec, pcm.duration_s, pcm.output_duration_s(), pcm.source_rate,
+                        pcm.source_channels, pcm.skipped_packets, pcm.truncated
+                    );
+                    if (pcm.duration_s - secs as f32).abs() > 0.05
+                        || (pcm.output_duration_s() - secs as f32).abs() > 0.05
+                    {
+                        failures.push(format!("{what}: duration {} s", pcm.duration_s));
+                    }
+                    check_sine(&pcm, 440.0, 0.5, &what);
+                }
+                Err(e) => failures.push(format!("{what}: {e}")),
+            }
+        }
+        // Opus is recognised and named, not mis-decoded.
+        let opus = dir.join("opus.ogg");
+        let ok = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+            .arg(&src)
+            .args(["-c:a", "libopus"])
+            .arg(&opus)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            match decode_to_pcm16k(&std::fs::read(&opus).unwrap(), Some("ogg"), 60.0) {
+                Err(AudioError::Unsupported { format }) if format.contains("Opus") => {}
+                other => failures.push(format!("ogg/opus: {other:?}")),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+}
