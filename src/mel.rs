@@ -32,10 +32,13 @@
 //! (faster-whisper's *batched* pipeline computes one spectrogram per ≤30 s chunk and so clamps
 //! per chunk; we do not model that here.)
 //!
-//! # Performance
+//! # Performance and memory
 //! One realfft plan of size 400 and all buffers are made once per [`MelExtractor`]; nothing is
 //! allocated per frame. The filterbank is stored sparsely (each mel filter touches only a few
 //! FFT bins) and built once per process per `n_mels` for 80 and 128 ([`OnceLock`]).
+//! 30 s of audio take ≈ 5 ms natively (release, one core). [`LogMel`] stores the whole
+//! spectrogram (80 mels: 115 MB per hour of audio); [`MelWindows`] yields the same windows
+//! bit for bit from the samples, storing only one window, for twice the (small) mel work.
 
 use std::sync::{Arc, OnceLock};
 
@@ -318,48 +321,18 @@ impl MelExtractor {
     /// The normalized log-mel of the whole input (see the module docs for the exact semantics).
     pub fn compute(&mut self, samples: &[f32]) -> LogMel {
         let n_mels = self.n_mels();
-        // Signal y = samples ++ 160 zeros, length `padded_len`; STFT frames over y reflect-padded
-        // by 200 on each side: 1 + padded_len / 160 frames, of which the last is dropped.
-        let padded_len = samples.len() + TAIL_PADDING;
-        let n_frames = padded_len / HOP_LENGTH;
+        let n_frames = n_frames_for(samples.len());
         let mut data = vec![0.0f32; n_mels * n_frames];
         let mut max_log10 = f32::NEG_INFINITY;
-        let half = N_FFT / 2;
-
         for t in 0..n_frames {
-            // The frame covers y[t*160 - 200 .. t*160 + 200].
-            let start = (t * HOP_LENGTH) as isize - half as isize;
-            if start >= 0 && start as usize + N_FFT <= samples.len() {
-                let s = &samples[start as usize..start as usize + N_FFT];
-                for ((f, &x), &w) in self.frame.iter_mut().zip(s).zip(&self.window) {
-                    *f = x * w;
-                }
-            } else {
-                // Edge frame: reflect at both ends of y, zeros in the 160-sample tail.
-                for (j, (f, &w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
-                    let idx = reflect_index(start + j as isize, padded_len);
-                    let x = samples.get(idx).copied().unwrap_or(0.0);
-                    *f = x * w;
-                }
-            }
-            self.fft
-                .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch)
-                .expect("buffer sizes come from the plan");
-            for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-                *p = c.re * c.re + c.im * c.im;
-            }
-            self.filters.apply(&self.power, &mut self.mel);
-            for (m, &v) in self.mel.iter().enumerate() {
-                let l = v.max(LOG_FLOOR).log10();
+            self.frame_log10(samples, t);
+            for (m, &l) in self.mel.iter().enumerate() {
                 max_log10 = max_log10.max(l);
                 data[m * n_frames + t] = l;
             }
         }
-
         let floor = max_log10 - DYNAMIC_RANGE;
-        for v in &mut data {
-            *v = (v.max(floor) + 4.0) / 4.0;
-        }
+        data.iter_mut().for_each(|v| *v = normalize(*v, floor));
         LogMel {
             n_mels,
             n_frames,
@@ -367,14 +340,146 @@ impl MelExtractor {
             data,
         }
     }
+
+    /// Global max of `log10(max(mel, 1e-10))` over the whole input, without storing anything
+    /// (the first pass of [`MelWindows`]).
+    pub fn max_log10(&mut self, samples: &[f32]) -> f32 {
+        let mut max_log10 = f32::NEG_INFINITY;
+        for t in 0..n_frames_for(samples.len()) {
+            self.frame_log10(samples, t);
+            max_log10 = self.mel.iter().copied().fold(max_log10, f32::max);
+        }
+        max_log10
+    }
+
+    /// Leaves `log10(max(mel, 1e-10))` of frame `t` in `self.mel`.
+    fn frame_log10(&mut self, samples: &[f32], t: usize) {
+        // Signal y = samples ++ 160 zeros, length `padded_len`; STFT frames over y reflect-padded
+        // by 200 on each side: 1 + padded_len / 160 frames, of which the last is dropped.
+        // Frame t covers y[t*160 - 200 .. t*160 + 200].
+        let padded_len = samples.len() + TAIL_PADDING;
+        let start = (t * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
+        if start >= 0 && start as usize + N_FFT <= samples.len() {
+            let s = &samples[start as usize..start as usize + N_FFT];
+            for ((f, &x), &w) in self.frame.iter_mut().zip(s).zip(&self.window) {
+                *f = x * w;
+            }
+        } else {
+            // Edge frame: reflect at both ends of y, zeros in the 160-sample tail.
+            for (j, (f, &w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
+                let idx = reflect_index(start + j as isize, padded_len);
+                *f = samples.get(idx).copied().unwrap_or(0.0) * w;
+            }
+        }
+        self.fft
+            .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch)
+            .expect("buffer sizes come from the plan");
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.re * c.re + c.im * c.im;
+        }
+        self.filters.apply(&self.power, &mut self.mel);
+        self.mel
+            .iter_mut()
+            .for_each(|v| *v = v.max(LOG_FLOOR).log10());
+    }
+}
+
+/// Frames for `n_samples` of input: `(n_samples + 160) / 160` (see the module docs).
+pub fn n_frames_for(n_samples: usize) -> usize {
+    (n_samples + TAIL_PADDING) / HOP_LENGTH
+}
+
+/// Clamp to `floor = max − 8` and map to Whisper's range: `(max(x, floor) + 4) / 4`.
+fn normalize(log10: f32, floor: f32) -> f32 {
+    (log10.max(floor) + 4.0) / 4.0
 }
 
 /// Whole-input normalized log-mel of 16 kHz mono `samples` with `n_mels` bands, matching
 /// faster-whisper's `FeatureExtractor(feature_size=n_mels)(samples)` (see the module docs).
 /// `n_frames = samples.len() / 160 + 1`. Allocates an FFT plan: reuse a [`MelExtractor`] for
-/// many calls.
+/// many calls. Memory: `n_mels × n_frames` f32 (80 mels: 32 KB per second, 115 MB per hour);
+/// see [`MelWindows`] for long inputs.
 pub fn log_mel(samples: &[f32], n_mels: usize) -> LogMel {
     MelExtractor::new(n_mels).compute(samples)
+}
+
+/// The same 30 s encoder windows as [`LogMel::window`] (bit-identical values), computed on
+/// demand from the samples instead of stored: one pass over the input finds the global max
+/// (needed for the clamp), then each window costs its 3000 frames again. Memory is one
+/// window instead of the whole spectrogram, for about twice the mel work (≈ 5 ms per 30 s
+/// natively), which is small next to the encoder.
+pub struct MelWindows<'a> {
+    samples: &'a [f32],
+    extractor: MelExtractor,
+    max_log10: f32,
+    n_frames: usize,
+}
+
+impl<'a> MelWindows<'a> {
+    /// Runs the first pass (global max) over `samples`.
+    pub fn new(samples: &'a [f32], n_mels: usize) -> Self {
+        let mut extractor = MelExtractor::new(n_mels);
+        let max_log10 = extractor.max_log10(samples);
+        MelWindows {
+            samples,
+            extractor,
+            max_log10,
+            n_frames: n_frames_for(samples.len()),
+        }
+    }
+
+    /// Number of mel bands.
+    pub fn n_mels(&self) -> usize {
+        self.extractor.n_mels()
+    }
+
+    /// Same as [`LogMel::n_frames`].
+    pub fn n_frames(&self) -> usize {
+        self.n_frames
+    }
+
+    /// Same as [`LogMel::content_frames`].
+    pub fn content_frames(&self) -> usize {
+        self.n_frames.saturating_sub(1)
+    }
+
+    /// Same as [`LogMel::max_log10`].
+    pub fn max_log10(&self) -> f32 {
+        self.max_log10
+    }
+
+    /// Same as [`LogMel::window`].
+    pub fn window(&mut self, seek: usize) -> Vec<f32> {
+        let len = N_FRAMES.min(self.content_frames().saturating_sub(seek));
+        let mut out = vec![0.0; self.n_mels() * N_FRAMES];
+        self.write_window(seek, len, &mut out);
+        out
+    }
+
+    /// Same as [`LogMel::write_window`].
+    pub fn write_window(&mut self, start: usize, n_keep: usize, out: &mut [f32]) -> usize {
+        let n_mels = self.n_mels();
+        assert_eq!(
+            out.len(),
+            n_mels * N_FRAMES,
+            "window buffer must be n_mels * 3000"
+        );
+        let end = start
+            .saturating_add(n_keep.min(N_FRAMES))
+            .min(self.n_frames);
+        let len = end.saturating_sub(start);
+        let floor = self.max_log10 - DYNAMIC_RANGE;
+        for (i, t) in (start..end).enumerate() {
+            self.extractor.frame_log10(self.samples, t);
+            for (m, &l) in self.extractor.mel.iter().enumerate() {
+                out[m * N_FRAMES + i] = normalize(l, floor);
+            }
+        }
+        for row in out.chunks_exact_mut(N_FRAMES) {
+            row[len..].fill(0.0);
+        }
+        len
+    }
 }
 
 /// numpy `np.pad(mode="reflect")` index for position `i` of a signal of length `len`
@@ -639,6 +744,26 @@ mod tests {
         assert!(w2[N_FRAMES + 500..2 * N_FRAMES].iter().all(|&v| v == 0.0));
     }
 
+    #[test]
+    fn mel_windows_equal_stored_windows() {
+        let samples = reference_signal("mix", 35 * SAMPLE_RATE + 999);
+        let mel = log_mel(&samples, 80);
+        let mut lazy = MelWindows::new(&samples, 80);
+        assert_eq!(lazy.n_frames(), mel.n_frames());
+        assert_eq!(lazy.content_frames(), mel.content_frames());
+        assert_eq!(lazy.max_log10(), mel.max_log10());
+        for seek in [0, 1234, 3000, 3500, 3506, 9999] {
+            assert!(lazy.window(seek) == mel.window(seek), "seek {seek}");
+        }
+        let mut a = vec![0.0; 80 * N_FRAMES];
+        let mut b = vec![0.0; 80 * N_FRAMES];
+        assert_eq!(
+            lazy.write_window(3400, 200, &mut a),
+            mel.write_window(3400, 200, &mut b)
+        );
+        assert!(a == b);
+    }
+
     /// Speed check (release): `cargo test --release -p whisper-component --lib mel::tests::speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -656,5 +781,12 @@ mod tests {
         let t0 = std::time::Instant::now();
         std::hint::black_box(log_mel(&samples, 128));
         eprintln!("log-mel of 30 s (128 mels, fresh plan): {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
+        let mut lazy = MelWindows::new(&samples, 80);
+        std::hint::black_box(lazy.window(0));
+        eprintln!(
+            "MelWindows of 30 s (max pass + one window): {:?}",
+            t0.elapsed()
+        );
     }
 }
