@@ -429,8 +429,14 @@ impl Stored {
                 .into_dyn();
             return Ok(Stored::Borrowed { value, _bytes: bytes });
         }
-        // Unaligned (or empty): copy into a `Vec<T>`.
         let count = bytes.len() / size;
+        if count == 0 {
+            // A zero-sized tensor (e.g. an empty `past` that starts a sequence): ort refuses
+            // dimensions of 0 for tensors over raw data, but an allocator-backed one is fine.
+            let value = OrtTensor::<T>::new(&ort::memory::Allocator::default(), dims).map_err(ort_error)?.into_dyn();
+            return Ok(Stored::Owned(value));
+        }
+        // Unaligned: copy into a `Vec<T>`.
         let mut elements: Vec<T> = Vec::with_capacity(count);
         // SAFETY: `elements` has room for `count` elements = `bytes.len()` bytes, and every bit
         // pattern is a valid value of these primitive types.
