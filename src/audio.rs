@@ -5,8 +5,10 @@
 //!
 //! * **Demux + decode** with symphonia (WAV incl. 8/16/24/32-bit int and 32/64-bit float, A-law,
 //!   µ-law and ADPCM; MP3; FLAC; Ogg Vorbis; MP4/M4A with AAC or ALAC; Matroska/WebM with a
-//!   supported codec). Gapless trimming is on, so encoder delay/padding is removed where the
-//!   container records it.
+//!   supported codec). Encoder delay/padding is removed where the container records it:
+//!   symphonia's gapless mode (MP3 LAME/Xing header, Ogg granule positions) plus our own
+//!   reading of the MP4 edit list, which symphonia 0.5 ignores (AAC would otherwise start
+//!   1024 samples late). Matroska and raw ADTS AAC keep their priming (≈ 23 ms).
 //! * **Downmix** every channel by averaging (as `ffmpeg -ac 1` does for openai-whisper), not by
 //!   keeping channel 0.
 //! * **Resample** to 16 kHz with rubato's `FftFixedIn`: a synchronous (exact-ratio) resampler
@@ -27,7 +29,7 @@ use std::io::{Cursor, ErrorKind};
 use std::sync::Arc;
 
 use rubato::{FftFixedIn, Resampler};
-use symphonia::core::audio::{AudioBuffer, AudioBufferRef, Signal};
+use symphonia::core::audio::{AudioBuffer, AudioBufferRef};
 use symphonia::core::codecs::{self, CodecType, Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::conv::IntoSample;
 use symphonia::core::errors::Error as SymphoniaError;
@@ -182,7 +184,11 @@ fn decode_source(
     };
 
     let mut track = open_track(format.as_ref(), &sniffed, bytes)?;
-    let mut sink = Sink::new(max_seconds);
+    let trim = match sniffed {
+        Sniff::Audio("MP4/M4A") => mp4_audio_trim(bytes),
+        _ => None,
+    };
+    let mut sink = Sink::new(max_seconds, trim);
     sink.reserve_for(&track);
     let mut skipped_packets = 0usize;
     let mut unsupported_packets = 0usize;
@@ -602,11 +608,19 @@ struct Sink {
     segment_frames: u64,
     /// Source frames over all segments.
     total_frames: u64,
+    /// Container edit to apply to the decoded frames (MP4 edit list), if any.
+    trim: Option<Trim>,
+    /// Frames still to drop at the start / still allowed, once the rate is known.
+    skip_left: u64,
+    keep_left: Option<u64>,
 }
 
 impl Sink {
-    fn new(max_seconds: f32) -> Self {
+    fn new(max_seconds: f32, trim: Option<Trim>) -> Self {
         Sink {
+            trim,
+            skip_left: 0,
+            keep_left: None,
             max_seconds: if max_seconds.is_nan() {
                 f64::INFINITY
             } else {
@@ -656,9 +670,30 @@ impl Sink {
         }
         if self.stage.is_none() {
             self.stage = Some(RateStage::new(spec.rate)?);
-            self.first_rate.get_or_insert(spec.rate);
+            if self.first_rate.is_none() {
+                self.first_rate = Some(spec.rate);
+                if let Some(trim) = self.trim {
+                    let rate = f64::from(spec.rate);
+                    self.skip_left = (trim.skip_s * rate).round() as u64;
+                    self.keep_left = trim.keep_s.map(|k| (k * rate).round() as u64);
+                }
+            }
         }
         self.max_channels = self.max_channels.max(spec.channels.count());
+
+        // The container's edit: drop leading frames (encoder priming), cap the length.
+        let skip = self.skip_left.min(frames as u64) as usize;
+        self.skip_left -= skip as u64;
+        let mut take = frames - skip;
+        if let Some(keep) = self.keep_left.as_mut() {
+            take = take.min(*keep as usize);
+            *keep -= take as u64;
+        }
+        if take == 0 {
+            return Ok(());
+        }
+        let range = skip..skip + take;
+        let frames = take;
 
         // Cap on the input duration, checked before doing any work on this packet.
         let seconds =
@@ -673,16 +708,16 @@ impl Sink {
 
         let stage = self.stage.as_mut().expect("set above");
         match &decoded {
-            AudioBufferRef::U8(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::U16(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::U24(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::U32(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::S8(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::S16(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::S24(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::S32(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::F32(b) => downmix_into(b, &mut stage.pending),
-            AudioBufferRef::F64(b) => downmix_into(b, &mut stage.pending),
+            AudioBufferRef::U8(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::U16(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::U24(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::U32(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::S8(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::S16(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::S24(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::S32(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::F32(b) => downmix_into(b, range.clone(), &mut stage.pending),
+            AudioBufferRef::F64(b) => downmix_into(b, range.clone(), &mut stage.pending),
         }
         stage.n_in += frames as u64;
         stage.drain(&mut self.out);
@@ -702,22 +737,21 @@ impl Sink {
     }
 }
 
-/// Appends the per-frame average of all channels of `buf` to `dst`.
-fn downmix_into<S>(buf: &AudioBuffer<S>, dst: &mut Vec<f32>)
+/// Appends the per-frame average of all channels of `buf`, frames `range`, to `dst`.
+fn downmix_into<S>(buf: &AudioBuffer<S>, range: std::ops::Range<usize>, dst: &mut Vec<f32>)
 where
     S: Sample + IntoSample<f32>,
 {
-    let n = buf.frames();
     let planes = buf.planes();
     let planes = planes.planes();
     let Some((first, rest)) = planes.split_first() else {
         return;
     };
     let start = dst.len();
-    dst.extend(first[..n].iter().map(|&s| s.into_sample()));
+    dst.extend(first[range.clone()].iter().map(|&s| s.into_sample()));
     let mixed = &mut dst[start..];
     for plane in rest {
-        for (d, &s) in mixed.iter_mut().zip(&plane[..n]) {
+        for (d, &s) in mixed.iter_mut().zip(&plane[range.clone()]) {
             let s: f32 = s.into_sample();
             *d += s;
         }
@@ -726,6 +760,102 @@ where
         let scale = 1.0 / planes.len() as f32;
         mixed.iter_mut().for_each(|d| *d *= scale);
     }
+}
+
+/// An edit of the decoded audio: drop `skip_s` seconds at the start, keep at most `keep_s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Trim {
+    skip_s: f64,
+    keep_s: Option<f64>,
+}
+
+/// The edit list (`moov/trak/edts/elst`) of the first sound track of an MP4/M4A file.
+///
+/// symphonia 0.5 parses but ignores edit lists, so AAC comes out with the encoder's priming
+/// samples in front (1024 for AAC-LC: 23 ms at 44.1 kHz, which would shift every timestamp)
+/// and its padding at the end. We apply a single-segment edit: skip `media_time` (in the media
+/// timescale) and keep `segment_duration` (in the movie timescale). Anything more complex
+/// (several segments, a leading empty edit) is left alone.
+fn mp4_audio_trim(b: &[u8]) -> Option<Trim> {
+    let moov = mp4_find(b, b"moov")?;
+    let movie_timescale = mp4_timescale(mp4_find(moov, b"mvhd")?)?;
+    for trak in Mp4Boxes(moov).filter(|(t, _)| t == b"trak").map(|(_, p)| p) {
+        let Some(mdia) = mp4_find(trak, b"mdia") else {
+            continue;
+        };
+        let is_sound = mp4_find(mdia, b"hdlr").and_then(|h| h.get(8..12)) == Some(b"soun");
+        if !is_sound {
+            continue;
+        }
+        let media_timescale = mp4_timescale(mp4_find(mdia, b"mdhd")?)?;
+        let elst = mp4_find(mp4_find(trak, b"edts")?, b"elst")?;
+        let version = *elst.first()?;
+        let count = u32::from_be_bytes(elst.get(4..8)?.try_into().ok()?) as usize;
+        let entry_len = if version == 1 { 20 } else { 12 };
+        let mut entries = (0..count.min(16)).map(|i| {
+            let e = elst.get(8 + i * entry_len..8 + (i + 1) * entry_len)?;
+            Some(if version == 1 {
+                let duration = u64::from_be_bytes(e[0..8].try_into().ok()?);
+                (duration, i64::from_be_bytes(e[8..16].try_into().ok()?))
+            } else {
+                let duration = u64::from(u32::from_be_bytes(e[0..4].try_into().ok()?));
+                (
+                    duration,
+                    i64::from(i32::from_be_bytes(e[4..8].try_into().ok()?)),
+                )
+            })
+        });
+        let (duration, media_time) = entries.next()??;
+        if count != 1 || media_time < 0 {
+            return None;
+        }
+        let skip_s = media_time as f64 / f64::from(media_timescale);
+        let keep_s = (duration > 0).then(|| duration as f64 / f64::from(movie_timescale));
+        // Priming is a few thousand samples; ignore anything implausible.
+        return (skip_s <= 10.0).then_some(Trim { skip_s, keep_s });
+    }
+    None
+}
+
+/// Iterator over the boxes in `data`: `(type, payload)`; stops at the first malformed header.
+/// A box running past the end (a cut file) yields what is there.
+struct Mp4Boxes<'a>(&'a [u8]);
+
+impl<'a> Iterator for Mp4Boxes<'a> {
+    type Item = ([u8; 4], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.0;
+        let size32 = u32::from_be_bytes(b.get(0..4)?.try_into().ok()?);
+        let kind: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+        let (header, size) = match size32 {
+            0 => (8, b.len()),
+            1 => (
+                16,
+                usize::try_from(u64::from_be_bytes(b.get(8..16)?.try_into().ok()?)).ok()?,
+            ),
+            n => (8, n as usize),
+        };
+        if size < header {
+            self.0 = &[];
+            return None;
+        }
+        let end = size.min(b.len());
+        let payload = b.get(header..end)?;
+        self.0 = &b[end..];
+        Some((kind, payload))
+    }
+}
+
+fn mp4_find<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    Mp4Boxes(data).find(|(t, _)| t == kind).map(|(_, p)| p)
+}
+
+/// The timescale field of an `mvhd` or `mdhd` payload.
+fn mp4_timescale(payload: &[u8]) -> Option<u32> {
+    let at = if *payload.first()? == 1 { 20 } else { 12 };
+    let ts = u32::from_be_bytes(payload.get(at..at + 4)?.try_into().ok()?);
+    (ts > 0).then_some(ts)
 }
 
 /// Streaming mono resampler from one source rate to 16 kHz (pass-through at 16 kHz).
@@ -1537,6 +1667,49 @@ mod tests {
                 other => failures.push(format!("ogg/opus: {other:?}")),
             }
         }
+        // Timing: a click at 1.0 s comes out at 1.0 s (encoder delay / AAC priming removed).
+        let click_src = dir.join("click.wav");
+        let click = wav(Fmt::I16, rate, 1, 2 * rate as usize, |i, _| {
+            if (rate as usize - 2..=rate as usize + 2).contains(&i) {
+                0.9
+            } else {
+                0.0
+            }
+        });
+        std::fs::write(&click_src, click).unwrap();
+        for (ext, codec) in [
+            ("mp3", "libmp3lame"),
+            ("flac", "flac"),
+            ("ogg", "libvorbis"),
+            ("m4a", "aac"),
+        ] {
+            let out = dir.join(format!("click.{ext}"));
+            let status = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&click_src)
+                .args(["-c:a", codec])
+                .arg(&out)
+                .status()
+                .unwrap();
+            assert!(status.success(), "ffmpeg {codec}");
+            let pcm = decode_to_pcm16k(&std::fs::read(&out).unwrap(), Some(ext), 60.0).unwrap();
+            let peak = pcm
+                .samples
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap()
+                .0;
+            if (peak as i64 - 16_000).abs() > 16 {
+                failures.push(format!(
+                    "{ext}: click at sample {peak}, want 16000 ± 16 (1 ms)"
+                ));
+            }
+            if (pcm.duration_s - 2.0).abs() > 0.05 {
+                failures.push(format!("{ext}: click file lasts {} s", pcm.duration_s));
+            }
+        }
+
         // Cut-off uploads: the audio before the cut comes back, flagged as truncated.
         // (m4a with the index first = `-movflags +faststart`; with the index last, a cut file has
         // no index and nothing can be decoded: Corrupt, naming the missing moov box.)
