@@ -25,10 +25,11 @@
 //!
 //! ## Difference from openai-whisper
 //! openai-whisper (`transcribe.py`) calls `log_mel_spectrogram(audio, padding=N_SAMPLES)`:
-//! it appends 30 s of zeros instead of 160 samples. Frames `0..content_frames` are then
-//! identical except the last ~2 frames before the end of the audio (their STFT windows see zeros
-//! where faster-whisper sees the reflected 160-zero tail), and the global max can differ only
-//! for an all-silent input. Window cutting and the 0.0 padding are the same in both.
+//! it appends 30 s of zeros instead of 160 samples. Frames `0..content_frames` are identical in
+//! both (their STFT windows end at most 40 samples past the audio, inside the zero tail both
+//! add; checked with numpy), so the windows the model sees differ only if the global max fell
+//! in a frame after the content, which cannot happen unless the audio is (nearly) silent.
+//! Window cutting and the 0.0 padding are the same in both.
 //! (faster-whisper's *batched* pipeline computes one spectrogram per ≤30 s chunk and so clamps
 //! per chunk; we do not model that here.)
 //!
