@@ -28,7 +28,8 @@
 //! it appends 30 s of zeros instead of 160 samples. Frames `0..content_frames` are identical in
 //! both (their STFT windows end at most 40 samples past the audio, inside the zero tail both
 //! add; checked with numpy), so the windows the model sees differ only if the global max fell
-//! in a frame after the content, which cannot happen unless the audio is (nearly) silent.
+//! in a frame after the content (the loudest moment in the last ~10 ms of the audio), a rare
+//! case where the clamp floor shifts slightly.
 //! Window cutting and the 0.0 padding are the same in both.
 //! (faster-whisper's *batched* pipeline computes one spectrogram per ≤30 s chunk and so clamps
 //! per chunk; we do not model that here.)
