@@ -40,7 +40,8 @@ pub struct EngineOptions {
     pub compile_cache: bool,
 }
 
-/// An engine with epoch interruption (the request deadline) and, optionally, pooling.
+/// An engine with epoch interruption (the request deadline; the ticker thread starts here) and,
+/// optionally, pooling.
 pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -58,7 +59,9 @@ pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     if options.compile_cache {
         config.cache(Some(wasmtime::Cache::from_file(None).map_err(anyhow_from)?));
     }
-    Engine::new(&config).map_err(anyhow_from).context("configuring Wasmtime")
+    let engine = Engine::new(&config).map_err(anyhow_from).context("configuring Wasmtime")?;
+    limits::start_epoch_ticker(&engine);
+    Ok(engine)
 }
 
 /// Compiles the component at `path`.
@@ -105,7 +108,6 @@ pub struct Server {
 impl Server {
     pub fn new(pre: ProxyPre<RequestState>, models: Arc<Models>, env: Vec<(String, String)>, limits: Limits) -> Arc<Self> {
         let guest = GuestConfig { env, max_memory_bytes: limits.max_memory_bytes };
-        limits::start_epoch_ticker(pre.engine());
         Arc::new(Self {
             pre,
             admission: Admission::new(limits.max_concurrent, limits.max_queue),
@@ -246,7 +248,7 @@ impl Server {
             "request"
         );
         if let Err(e) = &result {
-            tracing::error!(id, code = failure.code(), error = ?e, "the guest failed");
+            tracing::error!(id, code = failure.code(), error = %format!("{e:#}"), "the guest failed");
         }
         failure
     }

@@ -256,6 +256,14 @@ impl NnStats {
     }
 }
 
+/// A backend error with its detail (wasmtime-wasi-nn's `Display` of `BackendAccess` drops it).
+pub fn describe(e: &BackendError) -> String {
+    match e {
+        BackendError::BackendAccess(inner) => format!("{inner:#}"),
+        other => other.to_string(),
+    }
+}
+
 struct CountedGraph {
     name: Arc<str>,
     inner: Graph,
@@ -298,6 +306,9 @@ impl BackendExecutionContext for CountedContext {
             Err(_) => 0,
         };
         self.stats.record(&self.name, start.elapsed(), bytes_in, bytes_out, result.is_ok());
+        if let Err(e) = &result {
+            tracing::warn!(graph = %self.name, error = %describe(e), "wasi-nn compute failed");
+        }
         result
     }
 }

@@ -206,14 +206,13 @@ fn init_environment(library: &Path, options: &OrtOptions) -> anyhow::Result<()> 
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| -> ort::Result<bool> {
+        // `init_from` first: it fixes the library path, and anything else may already load it.
+        let environment = ort::init_from(library.clone()).with_name("whisper-host");
         let mut pool = ort::environment::GlobalThreadPoolOptions::default();
         if options.threads > 0 {
             pool = pool.with_intra_threads(options.threads)?;
         }
-        ort::init_from(library.clone())
-            .with_name("whisper-host")
-            .with_global_thread_pool(pool)
-            .commit()
+        environment.with_global_thread_pool(pool).commit()
     });
     std::panic::set_hook(previous_hook);
     match result {

@@ -1,0 +1,245 @@
+//! The OpenVINO wasi-nn backend (cargo feature `openvino`): reads the same `.onnx` files as the
+//! ONNX Runtime backend and follows the same execution-context convention (crate docs).
+//!
+//! wasmtime-wasi-nn's own OpenVINO backend names outputs "0", "1", …, keeps no state between
+//! computes and panics on a data length that does not match the shape; this one uses the
+//! graph's tensor names, validates every input and carries `present<S>` into `past<S>`.
+//! The carried tensor is copied into a fresh input tensor: an infer request may reuse its output
+//! buffers in the next inference.
+//!
+//! The libraries are opened at run time (openvino crate's `runtime-linking`): `pip install
+//! openvino`, then `libopenvino_c.so` must be findable (a symlink to `libopenvino_c.so.<ver>` in
+//! the wheel's `openvino/libs/`, and `LD_LIBRARY_PATH` to that directory).
+
+use super::ort::Target;
+use super::tensor::{self, backend_error, GraphInfo, IoInfo};
+use super::GraphLoader;
+use anyhow::Context as _;
+use openvino::{CompiledModel, Core, DeviceType, ElementType, InferRequest, RwPropertyKey, Shape, Tensor as OvTensor};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGraph, Id, NamedTensor};
+use wasmtime_wasi_nn::wit::{Tensor, TensorType};
+use wasmtime_wasi_nn::{ExecutionContext, Graph};
+
+/// Loads graphs into OpenVINO.
+pub struct OpenvinoBackend {
+    core: Mutex<Core>,
+    device: DeviceType<'static>,
+}
+
+impl OpenvinoBackend {
+    /// Opens the OpenVINO libraries; `threads` caps the CPU plugin's inference threads (0: its default).
+    pub fn new(target: Target, threads: usize) -> anyhow::Result<Self> {
+        let mut core = Core::new().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load OpenVINO ({e}): `pip install openvino`, then in its openvino/libs/ \
+                 `ln -s libopenvino_c.so.<version> libopenvino_c.so` and set LD_LIBRARY_PATH to that directory"
+            )
+        })?;
+        let device = match target {
+            Target::Cpu => DeviceType::CPU,
+            Target::Gpu => DeviceType::GPU,
+        };
+        if target == Target::Cpu && threads > 0 {
+            core.set_property(&DeviceType::CPU, &RwPropertyKey::InferenceNumThreads, &threads.to_string())
+                .map_err(|e| anyhow::anyhow!("setting OpenVINO's thread count: {e}"))?;
+        }
+        Ok(Self { core: Mutex::new(core), device })
+    }
+}
+
+fn tensor_type(ty: ElementType) -> Option<TensorType> {
+    Some(match ty {
+        ElementType::F32 => TensorType::Fp32,
+        ElementType::F16 => TensorType::Fp16,
+        ElementType::I64 => TensorType::I64,
+        ElementType::I32 => TensorType::I32,
+        ElementType::U8 => TensorType::U8,
+        _ => return None,
+    })
+}
+
+fn element_type(ty: TensorType) -> ElementType {
+    match ty {
+        TensorType::Fp16 => ElementType::F16,
+        TensorType::Fp32 => ElementType::F32,
+        TensorType::Fp64 => ElementType::F64,
+        TensorType::Bf16 => ElementType::Bf16,
+        TensorType::U8 => ElementType::U8,
+        TensorType::I32 => ElementType::I32,
+        TensorType::I64 => ElementType::I64,
+    }
+}
+
+fn io_info(node: openvino::Node, what: &str) -> anyhow::Result<IoInfo> {
+    let name = node.get_name().map_err(|e| anyhow::anyhow!("{what} name: {e}"))?;
+    let ov_type = node.get_element_type().map_err(|e| anyhow::anyhow!("{what} `{name}` type: {e}"))?;
+    let ty = tensor_type(ov_type).with_context(|| format!("{what} `{name}` is {ov_type}; this host supports f32, f16, i64, i32 and u8"))?;
+    let shape = node.get_partial_shape().map_err(|e| anyhow::anyhow!("{what} `{name}` shape: {e}"))?;
+    let dims = shape
+        .get_dimensions()
+        .iter()
+        .map(|d| if d.is_dynamic() { -1 } else { d.get_min() })
+        .collect();
+    Ok(IoInfo { name, ty, dims })
+}
+
+impl GraphLoader for OpenvinoBackend {
+    fn load_file(&self, path: &Path) -> anyhow::Result<(Graph, GraphInfo)> {
+        let path = path.to_str().context("the graph path is not UTF-8")?;
+        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+        let model = core.read_model_from_file(path, "").map_err(|e| anyhow::anyhow!("OpenVINO cannot read it: {e}"))?;
+        let compiled = core.compile_model(&model, self.device.clone()).map_err(|e| anyhow::anyhow!("OpenVINO cannot compile it: {e}"))?;
+        let ov = |e: openvino::InferenceError| anyhow::anyhow!("{e}");
+        let inputs = (0..compiled.get_input_size().map_err(ov)?)
+            .map(|i| io_info(compiled.get_input_by_index(i).map_err(ov)?, "input"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let outputs = (0..compiled.get_output_size().map_err(ov)?)
+            .map(|i| io_info(compiled.get_output_by_index(i).map_err(ov)?, "output"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let info = GraphInfo::new(inputs, outputs);
+        let graph: Box<dyn BackendGraph> = Box::new(OvGraph(Arc::new(Shared { compiled: Mutex::new(compiled), info: info.clone() })));
+        Ok((graph.into(), info))
+    }
+}
+
+struct Shared {
+    compiled: Mutex<CompiledModel>,
+    info: GraphInfo,
+}
+
+struct OvGraph(Arc<Shared>);
+
+impl BackendGraph for OvGraph {
+    fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
+        let request = self
+            .0
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .create_infer_request()
+            .map_err(|e| backend_error(format!("OpenVINO: {e}")))?;
+        let given = vec![false; self.0.info.inputs.len()];
+        let ctx: Box<dyn BackendExecutionContext> = Box::new(OvContext { graph: self.0.clone(), request, given, last: Vec::new() });
+        Ok(ctx.into())
+    }
+}
+
+struct OvContext {
+    graph: Arc<Shared>,
+    request: InferRequest,
+    /// Inputs set so far (by the guest or carried).
+    given: Vec<bool>,
+    last: Vec<NamedTensor>,
+}
+
+fn ov_error(e: openvino::InferenceError) -> BackendError {
+    backend_error(format!("OpenVINO: {e}"))
+}
+
+fn new_tensor(ty: ElementType, dims: &[i64], data: &[u8]) -> Result<OvTensor, BackendError> {
+    let shape = Shape::new(dims).map_err(ov_error)?;
+    let mut tensor = OvTensor::new(ty, &shape).map_err(ov_error)?;
+    if !data.is_empty() {
+        let buffer = tensor.get_raw_data_mut().map_err(ov_error)?;
+        if buffer.len() != data.len() {
+            return Err(backend_error("OpenVINO allocated a tensor of an unexpected size"));
+        }
+        buffer.copy_from_slice(data);
+    }
+    Ok(tensor)
+}
+
+impl OvContext {
+    fn store(&mut self, inputs: Vec<NamedTensor>) -> Result<(), BackendError> {
+        let info = &self.graph.info;
+        let mut checked = Vec::with_capacity(inputs.len());
+        for NamedTensor { name, tensor } in &inputs {
+            let index = info.input_index(name)?;
+            if checked.iter().any(|(i, _)| *i == index) {
+                return Err(backend_error(format!("input `{name}` is given twice")));
+            }
+            let dims = tensor::check_input(&info.inputs[index], &tensor.dimensions, tensor.ty, tensor.data.len())?;
+            checked.push((index, new_tensor(element_type(tensor.ty), &dims, &tensor.data)?));
+        }
+        for (index, tensor) in checked {
+            self.request.set_tensor(&info.inputs[index].name, &tensor).map_err(ov_error)?;
+            self.given[index] = true;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<Vec<NamedTensor>, BackendError> {
+        let graph = self.graph.clone();
+        let info = &graph.info;
+        if let Some(missing) = self.given.iter().position(|g| !g) {
+            let decl = &info.inputs[missing];
+            return Err(backend_error(format!("missing input `{}` ({decl}): it was never given to this execution context", decl.name)));
+        }
+        self.request.infer().map_err(ov_error)?;
+        let mut returned = Vec::new();
+        let mut carried = Vec::new();
+        for (index, decl) in info.outputs.iter().enumerate() {
+            let output = self.request.get_tensor(&decl.name).map_err(ov_error)?;
+            let dims = output.get_shape().map_err(ov_error)?.get_dimensions().to_vec();
+            let data = output.get_raw_data().map_err(ov_error)?;
+            if let Some(&(_, input)) = info.carried.iter().find(|&&(o, _)| o == index) {
+                let ty = output.get_element_type().map_err(ov_error)?;
+                carried.push((input, new_tensor(ty, &dims, data)?));
+            } else {
+                let ty = output.get_element_type().map_err(ov_error)?;
+                let ty = tensor_type(ty).ok_or_else(|| BackendError::UnsupportedTensorType(format!("output `{}` is {ty}", decl.name)))?;
+                let dimensions = dims
+                    .iter()
+                    .map(|&d| u32::try_from(d).map_err(|_| backend_error(format!("output dimension {d} does not fit wasi-nn"))))
+                    .collect::<Result<_, _>>()?;
+                returned.push(NamedTensor { name: decl.name.clone(), tensor: Tensor { dimensions, ty, data: data.to_vec() } });
+            }
+        }
+        for (input, tensor) in carried {
+            self.request.set_tensor(&info.inputs[input].name, &tensor).map_err(ov_error)?;
+            self.given[input] = true;
+        }
+        Ok(returned)
+    }
+}
+
+impl BackendExecutionContext for OvContext {
+    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
+        let name = match id {
+            Id::Name(name) => name,
+            Id::Index(i) => self
+                .graph
+                .info
+                .inputs
+                .get(i as usize)
+                .map(|i| i.name.clone())
+                .ok_or_else(|| backend_error(format!("input index {i} is out of range")))?,
+        };
+        self.store(vec![NamedTensor { name, tensor: tensor.clone() }])
+    }
+
+    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
+        let found = match &id {
+            Id::Name(name) => self.last.iter().find(|t| &t.name == name),
+            Id::Index(i) => self.last.get(*i as usize),
+        };
+        found
+            .map(|t| t.tensor.clone())
+            .ok_or_else(|| backend_error(format!("no output {id:?}; has `compute` been called?")))
+    }
+
+    fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
+        match inputs {
+            Some(inputs) => {
+                self.store(inputs)?;
+                self.run().map(Some)
+            }
+            None => {
+                self.last = self.run()?;
+                Ok(None)
+            }
+        }
+    }
+}
