@@ -56,10 +56,11 @@ build-component: setup-rust
 
 fixtures:
 	@bash tests/fixtures/make_fixtures.sh
+	@bash tests/fixtures/make_e2e_fixtures.sh
 
 # Native unit tests of the component's logic and the host's backend.
 test-unit:
-	ORT_DYLIB_PATH="$(ORT_LIB)" $(CARGO) test --release -p whisper-component --lib
+	WHISPER_COMPONENT=$(COMPONENT) $(CARGO) test --release -p whisper-component --lib --test component
 	ORT_DYLIB_PATH="$(ORT_LIB)" $(CARGO) test --release -p whisper-host
 
 # End to end: the real host, the real component, real models, real speech, over loopback HTTP.

@@ -16,7 +16,8 @@ pub struct TranscribeOptions {
     pub language: Option<String>,
     /// Tried in order until a result passes the checks below (Whisper: 0.0, 0.2 … 1.0).
     pub temperatures: Vec<f32>,
-    /// Beam search at temperature 0 (`None`: greedy).
+    /// Beam search at temperature 0 (`None` or 1: greedy). Whisper's CLI and faster-whisper
+    /// default to 5, and so do we.
     pub beam_size: Option<usize>,
     pub patience: f32,
     /// Samples per window at temperature > 0.
@@ -38,7 +39,7 @@ impl Default for TranscribeOptions {
             task: Task::Transcribe,
             language: None,
             temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-            beam_size: None,
+            beam_size: Some(5),
             patience: 1.0,
             best_of: 5,
             compression_ratio_threshold: Some(2.4),
@@ -126,6 +127,12 @@ pub fn transcribe(
     while seek < content_frames {
         let time_offset = seek as f32 / FRAMES_PER_SECOND as f32;
         let segment_size = N_FRAMES.min(content_frames - seek);
+        if is_silent(mel, seek, segment_size) {
+            // Nothing audible: Whisper would run its whole fallback schedule here and may
+            // still invent text ("…", "Thank you."); skip the window instead.
+            seek += segment_size;
+            continue;
+        }
         if encoded_seek != Some(seek) {
             nn.encode(&mel.window(seek))?;
             encoded_seek = Some(seek);
@@ -157,12 +164,14 @@ pub fn transcribe(
         seek = next_seek;
         for (start, end, tokens) in new_segments {
             let text = model.tokenizer.decode(&tokens);
-            all_tokens.extend(tokens.iter().copied().filter(|t| *t < sp.eot));
-            let start = start.min(duration);
-            let end = end.min(duration).max(start);
-            if text.trim().is_empty() {
+            // Zero-length or empty segments are dropped, and not used as context either.
+            if start == end || text.trim().is_empty() {
                 continue;
             }
+            // The context for the next window keeps the timestamp tokens (as Whisper does).
+            all_tokens.extend_from_slice(&tokens);
+            let start = start.min(duration);
+            let end = end.min(duration).max(start);
             let segment = Segment {
                 id: segments.len(),
                 seek: window_seek,
@@ -185,6 +194,19 @@ pub fn transcribe(
 
     let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
     Ok(Transcript { language, language_probability, duration, text, segments })
+}
+
+/// Loudest mel power (log10) below which a window counts as silence: −60 dB under the
+/// full-scale level at which speech sits (around 0 for a normal recording).
+const SILENCE_LOG10_POWER: f32 = -6.0;
+
+/// True when no mel bin of frames `seek .. seek + len` reaches `SILENCE_LOG10_POWER`.
+/// The spectrogram is normalized as `(max(log10 p, max - 8) + 4) / 4`, so the bound maps to
+/// `(SILENCE_LOG10_POWER + 4) / 4` (digital silence is −1.5 everywhere).
+pub fn is_silent(mel: &LogMel, seek: usize, len: usize) -> bool {
+    let bound = (SILENCE_LOG10_POWER + 4.0) / 4.0;
+    let end = (seek + len).min(mel.n_frames());
+    (0..mel.n_mels()).all(|m| mel.row(m)[seek..end].iter().all(|v| *v < bound))
 }
 
 /// Decodes the current window at each temperature until the result passes the
@@ -317,6 +339,20 @@ mod tests {
         assert_eq!(segs.len(), 2);
         assert_eq!((segs[1].0, segs[1].1), (1.0, 3.0));
         assert_eq!(next, 3000);
+    }
+
+    #[test]
+    fn silence_is_detected_on_the_spectrogram() {
+        let silent = crate::mel::log_mel(&vec![0.0; 16000 * 5], 80);
+        assert!(is_silent(&silent, 0, silent.content_frames()));
+        // A −20 dBFS tone is not silence, nor is the window that contains it.
+        let mut samples = vec![0.0f32; 16000 * 5];
+        for (i, s) in samples[16000 * 2..16000 * 3].iter_mut().enumerate() {
+            *s = 0.1 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 16000.0).sin();
+        }
+        let tone = crate::mel::log_mel(&samples, 80);
+        assert!(!is_silent(&tone, 0, tone.content_frames()));
+        assert!(is_silent(&tone, 0, 150)); // the first 1.5 s are still silent
     }
 
     #[test]
