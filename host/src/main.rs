@@ -50,13 +50,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting tokio")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
             .with_context(|| format!("listening on {}", cli.listen))?;
         tracing::info!(address = %listener.local_addr()?, graphs = ?server.models().names().collect::<Vec<_>>(), "listening");
         serve(listener, server, shutdown_signal()).await
-    })
+    });
+    // A guest abandoned after the grace period is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn shutdown_signal() {

@@ -126,6 +126,11 @@ impl Server {
         &self.limits
     }
 
+    /// Requests admitted and not finished (running or queued).
+    pub fn in_flight(&self) -> usize {
+        self.admission.admitted()
+    }
+
     /// Handles one HTTP request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -397,7 +402,25 @@ pub fn json_error(status: StatusCode, kind: &str, code: &str, message: &str) -> 
     response
 }
 
-/// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves.
+/// How long a shutdown waits for requests already admitted.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Stops accepting (the caller dropped the listener) and waits up to [`SHUTDOWN_GRACE`] for the
+/// admitted requests to finish.
+async fn drain(server: &Server) {
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let pending = server.in_flight();
+    tracing::info!(pending, "shutting down: no new connections, waiting for admitted requests");
+    while server.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if server.in_flight() > 0 {
+        tracing::warn!(abandoned = server.in_flight(), "shutdown grace period over");
+    }
+}
+
+/// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves, then waits
+/// (up to [`SHUTDOWN_GRACE`]) for the requests already admitted.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     loop {
@@ -412,7 +435,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Fu
                 }
             },
             () = &mut shutdown => {
-                tracing::info!("shutting down");
+                drain(&server).await;
                 return Ok(());
             }
         };

@@ -230,3 +230,25 @@ async fn a_busy_guest_does_not_stall_other_requests() {
     assert!(started.elapsed() < Duration::from_millis(1000), "waited {:?}", started.elapsed());
     assert_eq!(busy.await.unwrap().body, "done");
 }
+
+/// The same component on an engine with the pooling allocator (`--pooling`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooling_allocator_serves_too() {
+    let Some(shared) = shared() else { return };
+    let Some(wasm) = common::require(guest_component()) else { return };
+    let options = EngineOptions { pooling: true, max_instances: 4, max_memory_bytes: 64 << 20, compile_cache: false };
+    let engine = build_engine(&options).expect("pooling engine");
+    let component = load_component(&engine, &wasm).expect("component compiles");
+    let pre = proxy_pre(&engine, &component).expect("links");
+    let limits = Limits { max_memory_bytes: 64 << 20, max_concurrent: 2, ..Limits::default() };
+    let server = Server::new(pre, shared.models.clone(), vec![], limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, server, std::future::pending()));
+    for _ in 0..10 {
+        assert_eq!(get(address, "/nn").await.body, "y=[2, 3, 4]");
+    }
+    assert_eq!(get(address, "/alloc?mib=8").await.status, 200);
+    assert_eq!(get(address, "/alloc?mib=100").await.json_code(), "memory_limit");
+    assert_eq!(get(address, "/hello").await.status, 200);
+}

@@ -181,9 +181,11 @@ pub struct GraphCounters {
     pub failed: u64,
     /// Time inside the backend's `compute` (validation, inference and output copies).
     pub time: Duration,
-    /// Tensor data sent by the guest (`compute` inputs).
+    /// Tensor data of the `compute` inputs. A tensor resource the guest got from another
+    /// `compute` and passes on (e.g. `cross_kv`) counts here without entering guest memory.
     pub bytes_in: u64,
-    /// Tensor data returned to the guest (`compute` outputs).
+    /// Tensor data of the `compute` outputs (copied into guest memory only if the guest reads
+    /// them with `tensor.data`).
     pub bytes_out: u64,
 }
 

@@ -25,7 +25,7 @@ use wasmtime_wasi_nn::{ExecutionContext, Graph};
 /// Loads graphs into OpenVINO.
 pub struct OpenvinoBackend {
     core: Mutex<Core>,
-    device: DeviceType<'static>,
+    target: Target,
 }
 
 impl OpenvinoBackend {
@@ -37,15 +37,18 @@ impl OpenvinoBackend {
                  `ln -s libopenvino_c.so.<version> libopenvino_c.so` and set LD_LIBRARY_PATH to that directory"
             )
         })?;
-        let device = match target {
-            Target::Cpu => DeviceType::CPU,
-            Target::Gpu => DeviceType::GPU,
-        };
         if target == Target::Cpu && threads > 0 {
             core.set_property(&DeviceType::CPU, &RwPropertyKey::InferenceNumThreads, &threads.to_string())
                 .map_err(|e| anyhow::anyhow!("setting OpenVINO's thread count: {e}"))?;
         }
-        Ok(Self { core: Mutex::new(core), device })
+        Ok(Self { core: Mutex::new(core), target })
+    }
+}
+
+fn device(target: Target) -> DeviceType<'static> {
+    match target {
+        Target::Cpu => DeviceType::CPU,
+        Target::Gpu => DeviceType::GPU,
     }
 }
 
@@ -90,7 +93,7 @@ impl GraphLoader for OpenvinoBackend {
         let path = path.to_str().context("the graph path is not UTF-8")?;
         let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
         let model = core.read_model_from_file(path, "").map_err(|e| anyhow::anyhow!("OpenVINO cannot read it: {e}"))?;
-        let compiled = core.compile_model(&model, self.device.clone()).map_err(|e| anyhow::anyhow!("OpenVINO cannot compile it: {e}"))?;
+        let compiled = core.compile_model(&model, device(self.target)).map_err(|e| anyhow::anyhow!("OpenVINO cannot compile it: {e}"))?;
         let ov = |e: openvino::InferenceError| anyhow::anyhow!("{e}");
         let inputs = (0..compiled.get_input_size().map_err(ov)?)
             .map(|i| io_info(compiled.get_input_by_index(i).map_err(ov)?, "input"))
