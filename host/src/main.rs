@@ -21,6 +21,11 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let limits = cli.limits();
+    // Fail fast on a missing component, before the (slow) model loading.
+    if !cli.component.is_file() {
+        let engine = build_engine(&EngineOptions::default())?;
+        load_component(&engine, &cli.component)?;
+    }
     let models = load_backend_and_models(&cli)?;
 
     let start = Instant::now();
