@@ -68,9 +68,11 @@ test-e2e:
 	ORT_DYLIB_PATH="$(ORT_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
 	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(CARGO) test --release -p whisper-component --test e2e -- --test-threads=1
 
-# The converter's own checks against faster-whisper.
+# The converter's checks against faster-whisper, and the OpenAI SDK and faster-whisper
+# parity suites against the real host.
 test-python:
-	MODELS_DIR=$(MODELS_DIR) $(PY) -m pytest -q models/tests
+	MODELS_DIR=$(MODELS_DIR) ORT_DYLIB_PATH="$(ORT_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
+	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(PY) -m pytest -q -s models/tests tests/python
 
 clean:
 	rm -rf target models/build tests/fixtures/gen

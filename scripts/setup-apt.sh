@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test fixtures need: sox (resampling), espeak-ng (synthetic
 # speech in several languages), alsa-utils (its /usr/share/sounds/alsa/*.wav are real speech),
-# ffmpeg (mp3/m4a/ogg variants) and time (/usr/bin/time -v for peak-memory measurements).
+# ffmpeg (mp3/m4a/ogg variants), time (/usr/bin/time -v for peak-memory measurements) and
+# curl (the README's examples are run by a test).
 # Idempotent: `apt-get update` and `apt-get install` run only when something is missing.
 set -euo pipefail
-PKGS=(sox espeak-ng alsa-utils ffmpeg time)
+PKGS=(sox espeak-ng alsa-utils ffmpeg time curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -13,6 +13,9 @@ pub struct Config {
     pub max_audio_seconds: f32,
     /// `WHISPER_MAX_FILES`: files per request.
     pub form_limits: FormLimits,
+    /// `WHISPER_MODELS`: comma-separated model names `GET /v1/models` offers (default: the
+    /// known Whisper names the host turns out to serve).
+    pub models: Option<Vec<String>>,
 }
 
 impl Default for Config {
@@ -22,6 +25,7 @@ impl Default for Config {
             api_key: None,
             max_audio_seconds: 3.0 * 3600.0,
             form_limits: FormLimits::default(),
+            models: None,
         }
     }
 }
@@ -44,6 +48,8 @@ impl Config {
         if let Some(n) = nonempty("WHISPER_MAX_FILES").and_then(|v| v.parse().ok()) {
             c.form_limits.max_files = n;
         }
+        c.models = nonempty("WHISPER_MODELS")
+            .map(|v| v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect());
         c
     }
 }

@@ -9,11 +9,12 @@ use crate::config::Config;
 use crate::decode::Task;
 use crate::error::Error;
 use crate::form::{self, Form};
-use crate::mel;
+use crate::mel::{self, LogMel};
 use crate::model::Model;
 use crate::nn::Inference;
 use crate::tokenizer;
-use crate::transcribe::{self, Transcript, TranscribeOptions};
+use crate::transcribe::TranscribeOptions;
+use crate::{openai, seed};
 
 pub struct HttpRequest {
     pub method: String,
@@ -42,22 +43,34 @@ impl HttpRequest {
     }
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
+/// A full reply, or a stream whose body is produced while the request is processed
+/// (Server-Sent Events as segments are decoded).
+pub enum Reply {
+    Full { status: u16, content_type: &'static str, body: Vec<u8> },
+    Stream { content_type: &'static str, job: StreamJob },
 }
 
+/// Runs after the stream's headers are sent; writes body chunks through `write`.
+pub type StreamJob = Box<dyn FnOnce(&mut dyn FnMut(&[u8]))>;
+
 impl Reply {
-    fn json(status: u16, v: &Value) -> Self {
-        Reply { status, content_type: "application/json", body: v.to_string().into_bytes() }
+    pub fn json(status: u16, v: &Value) -> Self {
+        Reply::Full { status, content_type: "application/json", body: v.to_string().into_bytes() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Full { status, .. } => *status,
+            Reply::Stream { .. } => 200,
+        }
     }
 }
 
 /// Opens a model by name: its description and a way to run it. One per request.
 pub trait Engine {
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error>;
+    /// Whether a model of that name is served (for `GET /v1/models`).
+    fn has_model(&mut self, model: &str) -> bool;
 }
 
 /// Handles one request; never fails: errors become error replies.
@@ -70,13 +83,28 @@ pub async fn handle(req: HttpRequest, config: &Config, engine: &mut dyn Engine) 
 
 async fn route(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
     let path = req.path().trim_end_matches('/').to_string();
-    match (req.method.as_str(), path.as_str()) {
-        ("GET", "/health") => Ok(Reply::json(200, &json!({"status": "ok"}))),
-        ("POST", "") => {
+    let method = req.method.as_str();
+    let post = |task| -> Result<Option<Task>, Error> {
+        if method == "POST" { Ok(Some(task)) } else { Err(Error::MethodNotAllowed(req.method.clone())) }
+    };
+    match path.as_str() {
+        "/health" if method == "GET" => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        "/health" => Err(Error::MethodNotAllowed(req.method.clone())),
+        "" => {
+            post(Task::Transcribe)?;
             check_api_key(&req, config)?;
-            transcribe_files(req, config, engine).await
+            seed::transcribe_files(req, config, engine).await
         }
-        (_, "") | (_, "/health") => Err(Error::MethodNotAllowed(req.method.clone())),
+        "/v1/audio/transcriptions" | "/v1/audio/translations" => {
+            let task = if path.ends_with("translations") { Task::Translate } else { Task::Transcribe };
+            post(task)?;
+            check_api_key(&req, config)?;
+            openai::transcription(req, task, config, engine).await
+        }
+        "/v1/models" if method == "GET" => {
+            check_api_key(&req, config)?;
+            Ok(Reply::json(200, &openai::models(config, engine)))
+        }
         _ => Err(Error::NotFound { method: req.method.clone(), path: req.path().to_string() }),
     }
 }
@@ -91,22 +119,30 @@ fn check_api_key(req: &HttpRequest, config: &Config) -> Result<(), Error> {
     }
 }
 
-/// Request options, from the query string and the form's text fields (the form wins).
-#[derive(Debug)]
-pub struct RequestOptions {
-    pub model: String,
-    pub transcribe: TranscribeOptions,
-    pub timestamps: bool,
+/// The request's body as a form, and its options from the query string and the form's text
+/// fields (the form wins).
+pub async fn read_form(req: HttpRequest, config: &Config) -> Result<(Form, Vec<(String, String)>), Error> {
+    let query = req.query();
+    let content_type = req.header("content-type").map(str::to_string);
+    let form = form::parse(content_type.as_deref(), req.body, config.form_limits).await?;
+    if form.files.is_empty() {
+        return Err(Error::bad_param("file", "no file in the form: send the audio as a file field (curl -F file=@audio.mp3)"));
+    }
+    Ok((form, query))
 }
 
-fn options(query: &[(String, String)], form: &Form, config: &Config) -> Result<RequestOptions, Error> {
-    let get = |name: &str| -> Option<String> {
-        form.field_values(name)
-            .last()
-            .map(str::to_string)
-            .or_else(|| query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .map(|v| v.trim().to_string())
-    };
+/// Looks a request option up in the form, then the query string.
+pub fn option(form: &Form, query: &[(String, String)], name: &str) -> Option<String> {
+    form.field_values(name)
+        .last()
+        .map(str::to_string)
+        .or_else(|| query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .map(|v| v.trim().to_string())
+}
+
+/// Options both APIs share: model, language, task, beam, temperature, prompt.
+pub fn common_options(form: &Form, query: &[(String, String)], config: &Config) -> Result<(String, TranscribeOptions), Error> {
+    let get = |name: &str| option(form, query, name);
     let mut t = TranscribeOptions::default();
     if let Some(lang) = get("language").filter(|l| !l.is_empty() && l != "auto") {
         let code = tokenizer::language_code(&lang).ok_or_else(|| {
@@ -121,7 +157,7 @@ fn options(query: &[(String, String)], form: &Form, config: &Config) -> Result<R
             other => return Err(Error::bad_param("task", format!("unknown task '{other}': use 'transcribe' or 'translate'"))),
         };
     }
-    if let Some(b) = get("beam_size") {
+    if let Some(b) = get("beam_size").filter(|s| !s.is_empty()) {
         let n: usize = b.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| {
             Error::bad_param("beam_size", format!("beam_size must be an integer from 1 to 16, not '{b}'"))
         })?;
@@ -132,55 +168,38 @@ fn options(query: &[(String, String)], form: &Form, config: &Config) -> Result<R
             Error::bad_param("temperature", format!("temperature must be a number from 0 to 1, not '{temp}'"))
         })?;
         if v > 0.0 {
-            t.temperatures = vec![v];
+            // Start sampling at that temperature and fall back upwards from there.
+            t.temperatures = (0..=5).map(|i| v + 0.2 * i as f32).take_while(|x| *x <= 1.0 + 1e-6).collect();
         }
     }
     if let Some(p) = get("prompt").or_else(|| get("initial_prompt")).filter(|p| !p.is_empty()) {
         t.initial_prompt = Some(p);
     }
-    let timestamps = match get("timestamps").as_deref() {
-        None | Some("") | Some("false") | Some("0") | Some("no") => false,
-        Some("true") | Some("1") | Some("yes") => true,
-        Some(other) => {
-            return Err(Error::bad_param("timestamps", format!("timestamps must be true or false, not '{other}'")))
-        }
-    };
+    if let Some(v) = get("without_timestamps") {
+        t.without_timestamps = parse_bool("without_timestamps", &v)?;
+    }
     let model = get("model").filter(|m| !m.is_empty() && m != "whisper-1").unwrap_or_else(|| config.default_model.clone());
-    Ok(RequestOptions { model, transcribe: t, timestamps })
+    Ok((model, t))
 }
 
-async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
-    let query = req.query();
-    let content_type = req.header("content-type").map(str::to_string);
-    let form = form::parse(content_type.as_deref(), req.body, config.form_limits).await?;
-    if form.files.is_empty() {
-        return Err(Error::bad_param("file", "no file in the form: send the audio as a file field (curl -F file=@audio.mp3)"));
+pub fn parse_bool(param: &'static str, v: &str) -> Result<bool, Error> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "false" | "0" | "no" => Ok(false),
+        "true" | "1" | "yes" => Ok(true),
+        other => Err(Error::bad_param(param, format!("{param} must be true or false, not '{other}'"))),
     }
-    let opts = options(&query, &form, config)?;
-    let (model, mut nn) = engine.open(&opts.model)?;
-    let mut results = Vec::with_capacity(form.files.len());
-    for file in &form.files {
-        let hint = file.file_name.as_deref().and_then(|n| n.rsplit_once('.').map(|(_, ext)| ext)).or(file.content_type.as_deref());
-        let transcript = transcribe_one(&file.data, hint, &model, nn.as_mut(), &opts.transcribe, config)
-            .map_err(|e| prefix_error(e, &file.field))?;
-        results.push(result_json(&file.field, &transcript, opts.timestamps));
-    }
-    Ok(Reply::json(200, &json!({ "results": results })))
 }
 
-/// Decode → 16 kHz → log-mel → transcribe, for one file.
-pub fn transcribe_one(
-    data: &[u8],
-    hint: Option<&str>,
-    model: &Model,
-    nn: &mut dyn Inference,
-    opts: &TranscribeOptions,
-    config: &Config,
-) -> Result<Transcript, Error> {
-    let pcm = audio::decode_to_pcm16k(data, hint, config.max_audio_seconds)?;
-    let mel = mel::log_mel(&pcm.samples, model.config.dims.n_mels);
-    drop(pcm);
-    transcribe::transcribe(nn, model, &mel, opts, &mut |_| {})
+/// The file's format hint for the decoder: its extension, else its content type.
+pub fn format_hint(file: &form::FilePart) -> Option<&str> {
+    file.file_name.as_deref().and_then(|n| n.rsplit_once('.').map(|(_, ext)| ext)).or(file.content_type.as_deref())
+}
+
+/// Decode → 16 kHz → log-mel, for one file.
+pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config) -> Result<LogMel, Error> {
+    let pcm = audio::decode_to_pcm16k(&file.data, format_hint(file), config.max_audio_seconds)
+        .map_err(|e| prefix_error(e.into(), &file.field))?;
+    Ok(mel::log_mel(&pcm.samples, model.config.dims.n_mels))
 }
 
 fn prefix_error(e: Error, field: &str) -> Error {
@@ -191,29 +210,6 @@ fn prefix_error(e: Error, field: &str) -> Error {
         Error::TooLarge(m) => Error::TooLarge(p(m)),
         other => other,
     }
-}
-
-fn result_json(field: &str, t: &Transcript, timestamps: bool) -> Value {
-    let mut v = json!({
-        "filename": field,
-        "transcript": t.text.trim(),
-        "language": t.language,
-        "language_probability": round(t.language_probability, 4),
-        "duration": round(t.duration, 3),
-    });
-    if timestamps {
-        v["segments"] = t
-            .segments
-            .iter()
-            .map(|s| json!({"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.trim()}))
-            .collect();
-    }
-    v
-}
-
-fn round(x: f32, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x as f64 * f).round() / f
 }
 
 /// Status and OpenAI's error JSON. 5xx details are logged, not sent.
@@ -288,27 +284,31 @@ mod tests {
         let cfg = Config::default();
         let form = Form::default();
         let q = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-        assert_eq!(options(&q("language", "German"), &form, &cfg).unwrap().transcribe.language.as_deref(), Some("de"));
-        assert!(options(&q("language", "auto"), &form, &cfg).unwrap().transcribe.language.is_none());
-        for (k, v) in [("language", "xx"), ("task", "summarize"), ("temperature", "-1"), ("beam_size", "0"), ("timestamps", "maybe")] {
-            let e = options(&q(k, v), &form, &cfg).unwrap_err();
+        assert_eq!(common_options(&form, &q("language", "German"), &cfg).unwrap().1.language.as_deref(), Some("de"));
+        assert!(common_options(&form, &q("language", "auto"), &cfg).unwrap().1.language.is_none());
+        for (k, v) in [("language", "xx"), ("task", "summarize"), ("temperature", "-1"), ("beam_size", "0"), ("without_timestamps", "maybe")] {
+            let e = common_options(&form, &q(k, v), &cfg).unwrap_err();
             assert!(matches!(e, Error::BadRequest { param: Some(p), .. } if p == k), "{k}={v}: {e}");
         }
-        let o = options(&q("model", "whisper-1"), &form, &cfg).unwrap();
-        assert_eq!(o.model, cfg.default_model);
+        let (model, _) = common_options(&form, &q("model", "whisper-1"), &cfg).unwrap();
+        assert_eq!(model, cfg.default_model);
+        let (_, t) = common_options(&form, &q("temperature", "0.5"), &cfg).unwrap();
+        assert_eq!(t.temperatures.len(), 3);
     }
 
     #[test]
     fn errors_map_to_status_and_openai_shape() {
         let r = error_reply(&Error::bad_param("language", "unknown language 'xx'"));
-        assert_eq!(r.status, 400);
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(r.status(), 400);
+        let Reply::Full { body, .. } = &r else { panic!() };
+        let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["error"]["param"], "language");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         let r = error_reply(&Error::Inference("onnx said no".into()));
-        assert_eq!(r.status, 500);
-        assert!(!String::from_utf8_lossy(&r.body).contains("onnx"));
-        assert_eq!(error_reply(&Error::UnsupportedMedia("opus".into())).status, 415);
-        assert_eq!(error_reply(&Error::TooLarge("big".into())).status, 413);
+        assert_eq!(r.status(), 500);
+        let Reply::Full { body, .. } = &r else { panic!() };
+        assert!(!String::from_utf8_lossy(body).contains("onnx"));
+        assert_eq!(error_reply(&Error::UnsupportedMedia("opus".into())).status(), 415);
+        assert_eq!(error_reply(&Error::TooLarge("big".into())).status(), 413);
     }
 }

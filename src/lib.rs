@@ -14,8 +14,12 @@ pub mod http;
 pub mod mel;
 pub mod model;
 pub mod nn;
+pub mod openai;
+pub mod output;
+pub mod seed;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod words;
 
 #[cfg(target_arch = "wasm32")]
 mod wasi_nn;
@@ -26,7 +30,7 @@ mod component {
     use spin_sdk::http_component;
 
     use crate::config::Config;
-    use crate::http::{self, HttpRequest};
+    use crate::http::{self, HttpRequest, Reply};
 
     #[http_component]
     async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -45,10 +49,35 @@ mod component {
             }
             Err(e) => http::error_reply(&crate::error::Error::bad_request(format!("could not read the request body: {e:?}"))),
         };
-        let fields = Fields::from_list(&[("content-type".to_owned(), reply.content_type.as_bytes().to_vec())])
-            .expect("static header is valid");
+        let (status, content_type) = match &reply {
+            Reply::Full { status, content_type, .. } => (*status, *content_type),
+            Reply::Stream { content_type, .. } => (200, *content_type),
+        };
+        let mut headers = vec![("content-type".to_owned(), content_type.as_bytes().to_vec())];
+        if let Reply::Stream { .. } = reply {
+            headers.push(("cache-control".to_owned(), b"no-cache".to_vec()));
+        }
+        let fields = Fields::from_list(&headers).expect("static headers are valid");
         let response = OutgoingResponse::new(fields);
-        let _ = response.set_status_code(reply.status);
-        let _ = out.set_with_body(response, reply.body).await;
+        let _ = response.set_status_code(status);
+        let Ok(body) = response.body() else { return };
+        out.set(response);
+        // Blocking writes: the token loop is synchronous (wasi-nn calls block), so a stream's
+        // chunks are written as segments are decoded, from inside the loop.
+        {
+            let Ok(stream) = body.write() else { return };
+            let mut write = |bytes: &[u8]| {
+                for chunk in bytes.chunks(4096) {
+                    if stream.blocking_write_and_flush(chunk).is_err() {
+                        return;
+                    }
+                }
+            };
+            match reply {
+                Reply::Full { body, .. } => write(&body),
+                Reply::Stream { job, .. } => job(&mut write),
+            }
+        }
+        let _ = spin_sdk::http::OutgoingBody::finish(body, None);
     }
 }

@@ -6,8 +6,9 @@
 use crate::decode::{self, DecodeOptions, DecodeResult, Strategy, Task};
 use crate::error::Error;
 use crate::mel::{LogMel, FRAMES_PER_SECOND, N_FRAMES};
-use crate::model::{Model, INPUT_STRIDE, SECONDS_PER_TIMESTAMP};
+use crate::model::{Model, INPUT_STRIDE};
 use crate::nn::Inference;
+use crate::words::{self, SegmentSpan, TokenProbs, Word};
 
 #[derive(Debug, Clone)]
 pub struct TranscribeOptions {
@@ -31,6 +32,8 @@ pub struct TranscribeOptions {
     pub initial_prompt: Option<String>,
     /// Decode without timestamp tokens (one segment per window).
     pub without_timestamps: bool,
+    /// Align each word to the audio (cross-attention + DTW, `words.rs`).
+    pub word_timestamps: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -49,6 +52,7 @@ impl Default for TranscribeOptions {
             prompt_reset_on_temperature: 0.5,
             initial_prompt: None,
             without_timestamps: false,
+            word_timestamps: false,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct Segment {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
+    /// Word timings, when asked for.
+    pub words: Vec<Word>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +129,7 @@ pub fn transcribe(
     let mut prompt_reset_since = 0;
     let mut segments: Vec<Segment> = Vec::new();
     let mut seek = 0usize;
+    let mut last_speech_timestamp = 0.0f64;
 
     while seek < content_frames {
         let time_offset = seek as f32 / FRAMES_PER_SECOND as f32;
@@ -159,30 +166,67 @@ pub fn transcribe(
         }
 
         let window_seek = seek;
-        let (new_segments, next_seek) =
-            split_segments(&result, sp.timestamp_begin, seek, segment_size, time_offset);
-        seek = next_seek;
-        for (start, end, tokens) in new_segments {
-            let text = model.tokenizer.decode(&tokens);
+        let split = split_segments(&result, sp.timestamp_begin, seek, segment_size);
+        seek = split.next_seek;
+        let mut spans: Vec<SegmentSpan> = split
+            .segments
+            .iter()
+            .map(|(start, end, range)| SegmentSpan { start: *start, end: *end, tokens: &result.tokens[range.clone()] })
+            .collect();
+        let mut words: Vec<Vec<Word>> = vec![Vec::new(); spans.len()];
+        if opts.word_timestamps && !spans.is_empty() {
+            let mut sot_sequence = vec![sp.sot];
+            if model.config.multilingual {
+                sot_sequence.extend(language_token);
+                sot_sequence.push(if opts.task == Task::Translate { sp.translate } else { sp.transcribe });
+            }
+            let text_logprobs: Vec<f32> = split
+                .segments
+                .iter()
+                .flat_map(|(_, _, range)| range.clone())
+                .filter(|&i| result.tokens[i] < sp.eot)
+                .map(|i| result.token_logprobs[i])
+                .collect();
+            words = words::add_word_timestamps(
+                nn,
+                model,
+                &sot_sequence,
+                &mut spans,
+                window_seek,
+                segment_size,
+                TokenProbs::Logprobs(&text_logprobs),
+                last_speech_timestamp,
+            )?;
+            if let Some(end) = words::get_end(&spans, &words) {
+                // As faster-whisper: continue after the last word rather than the last timestamp.
+                if !split.single_timestamp_ending && end > time_offset as f64 {
+                    seek = (end * FRAMES_PER_SECOND as f64).round() as usize;
+                }
+                last_speech_timestamp = end;
+            }
+        }
+        for (span, words) in spans.iter().zip(words) {
+            let text = model.tokenizer.decode(span.tokens);
             // Zero-length or empty segments are dropped, and not used as context either.
-            if start == end || text.trim().is_empty() {
+            if span.start == span.end || text.trim().is_empty() {
                 continue;
             }
             // The context for the next window keeps the timestamp tokens (as Whisper does).
-            all_tokens.extend_from_slice(&tokens);
-            let start = start.min(duration);
-            let end = end.min(duration).max(start);
+            all_tokens.extend_from_slice(span.tokens);
+            let start = (span.start as f32).min(duration);
+            let end = (span.end as f32).min(duration).max(start);
             let segment = Segment {
                 id: segments.len(),
                 seek: window_seek,
                 start,
                 end,
                 text,
-                tokens,
+                tokens: span.tokens.to_vec(),
                 temperature: result.temperature,
                 avg_logprob: result.avg_logprob,
                 compression_ratio: result.compression_ratio,
                 no_speech_prob: result.no_speech_prob,
+                words,
             };
             on_segment(&segment);
             segments.push(segment);
@@ -249,35 +293,37 @@ fn decode_with_fallback(
         .ok_or_else(|| Error::Internal("no decoding attempt".into()))
 }
 
+/// A window's tokens cut into segments.
+pub struct Split {
+    /// `(start_s, end_s, token range)` per segment; times as faster-whisper computes them
+    /// (`seek * 0.01 + position * 0.02`, in f64, so comparisons tie the same way).
+    pub segments: Vec<(f64, f64, std::ops::Range<usize>)>,
+    /// Mel frame the next window starts at.
+    pub next_seek: usize,
+    /// The window ended with a lone timestamp: everything in it was consumed.
+    pub single_timestamp_ending: bool,
+}
+
 /// Cuts a window's tokens into segments at consecutive timestamp pairs and finds where the
-/// next window starts. Returns `(start_s, end_s, tokens)` per segment and the next seek.
-pub fn split_segments(
-    result: &DecodeResult,
-    timestamp_begin: u32,
-    seek: usize,
-    segment_size: usize,
-    time_offset: f32,
-) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
+/// next window starts.
+pub fn split_segments(result: &DecodeResult, timestamp_begin: u32, seek: usize, segment_size: usize) -> Split {
     let tokens = &result.tokens;
     let is_ts = |t: u32| t >= timestamp_begin;
-    let ts_time = |t: u32| (t - timestamp_begin) as f32 * SECONDS_PER_TIMESTAMP;
+    let time = |t: u32| words::faster_whisper_time(seek, t.saturating_sub(timestamp_begin));
     let single_timestamp_ending =
         tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
     let mut consecutive: Vec<usize> =
         (1..tokens.len()).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
 
-    let mut out = Vec::new();
+    let mut segments = Vec::new();
     if !consecutive.is_empty() {
         if single_timestamp_ending {
             consecutive.push(tokens.len());
         }
         let mut last = 0;
         for &cut in &consecutive {
-            let sliced = &tokens[last..cut];
-            if !sliced.is_empty() {
-                let start = time_offset + ts_time(sliced[0].max(timestamp_begin));
-                let end = time_offset + ts_time(sliced[sliced.len() - 1].max(timestamp_begin));
-                out.push((start, end, sliced.to_vec()));
+            if cut > last {
+                segments.push((time(tokens[last]), time(tokens[cut - 1]), last..cut));
             }
             last = cut;
         }
@@ -288,16 +334,16 @@ pub fn split_segments(
             let last_ts = tokens[last - 1].saturating_sub(timestamp_begin) as usize;
             seek + last_ts * INPUT_STRIDE
         };
-        (out, next_seek)
+        Split { segments, next_seek, single_timestamp_ending }
     } else {
-        let mut duration = segment_size as f32 / FRAMES_PER_SECOND as f32;
+        let mut end = seek as f64 * 0.01 + segment_size as f64 * 0.01;
         if let Some(&last_ts) = tokens.iter().rev().find(|t| is_ts(**t)) {
             if last_ts != timestamp_begin {
-                duration = ts_time(last_ts);
+                end = time(last_ts);
             }
         }
-        out.push((time_offset, time_offset + duration, tokens.clone()));
-        (out, seek + segment_size)
+        segments.push((seek as f64 * 0.01, end, 0..tokens.len()));
+        Split { segments, next_seek: seek + segment_size, single_timestamp_ending }
     }
 }
 
@@ -307,6 +353,7 @@ mod tests {
 
     fn result(tokens: Vec<u32>) -> DecodeResult {
         DecodeResult {
+            token_logprobs: vec![-0.1; tokens.len()],
             tokens,
             text: String::new(),
             sum_logprob: -1.0,
@@ -319,26 +366,33 @@ mod tests {
 
     const TB: u32 = 100; // timestamp_begin in these token lists
 
+    fn close(a: (f64, f64), b: (f64, f64)) -> bool {
+        (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9
+    }
+
     #[test]
     fn splits_at_consecutive_timestamps_and_seeks_to_the_last_one() {
         // <0.00> a b <1.00><1.00> c <2.00><2.40> d   (the last segment is unfinished)
         let r = result(vec![TB, 1, 2, TB + 50, TB + 50, 3, TB + 100, TB + 120, 4]);
-        let (segs, next) = split_segments(&r, TB, 3000, 3000, 30.0);
+        let s = split_segments(&r, TB, 3000, 3000);
+        let segs = &s.segments;
         assert_eq!(segs.len(), 2);
-        assert_eq!((segs[0].0, segs[0].1), (30.0, 31.0));
-        assert_eq!(segs[0].2, vec![TB, 1, 2, TB + 50]);
-        assert_eq!((segs[1].0, segs[1].1), (31.0, 32.0));
+        assert!(close((segs[0].0, segs[0].1), (30.0, 31.0)));
+        assert_eq!(segs[0].2, 0..4);
+        assert!(close((segs[1].0, segs[1].1), (31.0, 32.0)));
         // resumes at the closing timestamp of the last complete segment: 2.00 s = 200 frames
-        assert_eq!(next, 3000 + 200);
+        assert_eq!(s.next_seek, 3000 + 200);
+        assert!(!s.single_timestamp_ending);
     }
 
     #[test]
     fn a_single_timestamp_ending_consumes_the_whole_window() {
         let r = result(vec![TB, 1, TB + 50, TB + 50, 2, TB + 150]);
-        let (segs, next) = split_segments(&r, TB, 0, 3000, 0.0);
-        assert_eq!(segs.len(), 2);
-        assert_eq!((segs[1].0, segs[1].1), (1.0, 3.0));
-        assert_eq!(next, 3000);
+        let s = split_segments(&r, TB, 0, 3000);
+        assert_eq!(s.segments.len(), 2);
+        assert!(close((s.segments[1].0, s.segments[1].1), (1.0, 3.0)));
+        assert_eq!(s.next_seek, 3000);
+        assert!(s.single_timestamp_ending);
     }
 
     #[test]
@@ -358,13 +412,13 @@ mod tests {
     #[test]
     fn no_pairs_gives_one_segment_up_to_the_last_timestamp() {
         let r = result(vec![TB, 1, 2, TB + 210]);
-        let (segs, next) = split_segments(&r, TB, 0, 1100, 0.0);
-        assert_eq!(segs.len(), 1);
-        assert_eq!((segs[0].0, segs[0].1), (0.0, 4.2));
-        assert_eq!(next, 1100);
+        let s = split_segments(&r, TB, 0, 1100);
+        assert_eq!(s.segments.len(), 1);
+        assert!(close((s.segments[0].0, s.segments[0].1), (0.0, 4.2)));
+        assert_eq!(s.next_seek, 1100);
         // without timestamps: the whole window
         let r = result(vec![1, 2]);
-        let (segs, _) = split_segments(&r, TB, 0, 1100, 0.0);
-        assert_eq!((segs[0].0, segs[0].1), (0.0, 11.0));
+        let s = split_segments(&r, TB, 0, 1100);
+        assert!(close((s.segments[0].0, s.segments[0].1), (0.0, 11.0)));
     }
 }

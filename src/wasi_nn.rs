@@ -50,6 +50,10 @@ fn f32s(t: &Tensor) -> Vec<f32> {
 pub struct WasiNnEngine;
 
 impl Engine for WasiNnEngine {
+    fn has_model(&mut self, model: &str) -> bool {
+        graph::load_by_name(&format!("{model}/meta")).is_ok()
+    }
+
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error> {
         let meta = load(model, "meta")?;
         let ctx = meta.init_execution_context().map_err(nn_error("meta context"))?;

@@ -20,6 +20,8 @@ use filters::{apply_timestamp_rules, log_softmax, suppress};
 pub struct DecodeResult {
     /// Sampled tokens, without the prompt and without end-of-text.
     pub tokens: Vec<u32>,
+    /// Log-probability of each of `tokens` when it was chosen.
+    pub token_logprobs: Vec<f32>,
     pub text: String,
     /// Sum of the chosen tokens' log-probabilities (end-of-text included).
     pub sum_logprob: f32,
@@ -80,6 +82,7 @@ fn task_tokens(model: &Model, opts: &DecodeOptions) -> Vec<u32> {
 #[derive(Clone)]
 struct Row {
     sampled: Vec<u32>,
+    logprobs: Vec<f32>,
     sum_logprob: f32,
 }
 
@@ -122,7 +125,7 @@ pub fn decode_window(
     if n_rows > 1 {
         logits = logits.repeat(n_rows);
     }
-    let mut rows = vec![Row { sampled: Vec::new(), sum_logprob: 0.0 }; n_rows];
+    let mut rows = vec![Row { sampled: Vec::new(), logprobs: Vec::new(), sum_logprob: 0.0 }; n_rows];
     // The backend's cache row of each live row: all rows start from the one prompt row.
     let mut cache_row: Vec<u32> = vec![0; n_rows];
     let mut finished: Vec<Row> = Vec::new();
@@ -181,6 +184,7 @@ pub fn decode_window(
         let mut step_tokens = Vec::with_capacity(next.len());
         for (src, token, sum) in next {
             let mut row = rows[src].clone();
+            let token_logprob = sum - row.sum_logprob;
             row.sum_logprob = sum;
             if token == sp.eot {
                 if !matches!(opts.strategy, Strategy::Beam { .. }) {
@@ -189,6 +193,7 @@ pub fn decode_window(
                 continue;
             }
             row.sampled.push(token);
+            row.logprobs.push(token_logprob);
             next_rows.push(row);
             cache_index.push(cache_row[src]);
             step_tokens.push(token);
@@ -225,6 +230,7 @@ pub fn decode_window(
         compression_ratio: compression_ratio(&text),
         text,
         tokens: best.sampled,
+        token_logprobs: best.logprobs,
         no_speech_prob,
         temperature,
     })
@@ -258,7 +264,7 @@ fn beam_step(
     let mut newly_finished = Vec::new();
     for (r, t, sum) in candidates {
         if t == eot {
-            newly_finished.push(Row { sampled: rows[r].sampled.clone(), sum_logprob: sum });
+            newly_finished.push(Row { sampled: rows[r].sampled.clone(), logprobs: rows[r].logprobs.clone(), sum_logprob: sum });
         } else {
             next.push((r, t, sum));
             if next.len() == beam_size {

@@ -1,0 +1,100 @@
+//! OpenAI's audio API: `POST /v1/audio/transcriptions`, `POST /v1/audio/translations`
+//! (multipart: `file`, `model`, `language`, `prompt`, `response_format`, `temperature`,
+//! `timestamp_granularities[]`, `stream`) and `GET /v1/models`.
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::decode::Task;
+use crate::error::Error;
+use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::output::{self, Granularities, OutputFormat};
+use crate::transcribe;
+
+/// Model names `GET /v1/models` looks for when `WHISPER_MODELS` does not list them: wasi-nn
+/// has no way to enumerate a host's graphs, so the component asks for each by name.
+const KNOWN_MODELS: [&str; 12] = [
+    "tiny", "tiny.en", "base", "base.en", "base-int8", "tiny.en-int8", "small", "small.en", "medium", "medium.en",
+    "large-v2", "large-v3",
+];
+
+pub fn models(config: &Config, engine: &mut dyn Engine) -> Value {
+    let candidates: Vec<String> = match &config.models {
+        Some(list) => list.clone(),
+        None => KNOWN_MODELS.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut data: Vec<Value> = candidates
+        .into_iter()
+        .filter(|m| engine.has_model(m))
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "whisper-edge"}))
+        .collect();
+    if engine.has_model(&config.default_model) {
+        data.push(json!({"id": "whisper-1", "object": "model", "created": 0, "owned_by": "whisper-edge"}));
+    }
+    json!({"object": "list", "data": data})
+}
+
+pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
+    let (form, query) = http::read_form(req, config).await?;
+    let get = |name: &str| http::option(&form, &query, name);
+    let (model_name, mut opts) = http::common_options(&form, &query, config)?;
+    opts.task = task;
+    let format = OutputFormat::parse(&get("response_format").unwrap_or_default())?;
+    let mut granularities: Vec<String> = form
+        .field_values("timestamp_granularities[]")
+        .chain(form.field_values("timestamp_granularities"))
+        .map(str::to_string)
+        .collect();
+    granularities.extend(query.iter().filter(|(k, _)| k.starts_with("timestamp_granularities")).map(|(_, v)| v.clone()));
+    let mut g = Granularities::default();
+    if !granularities.is_empty() {
+        g = Granularities { segment: false, word: false };
+        for v in granularities.iter().flat_map(|v| v.split(',')).map(str::trim) {
+            match v {
+                "segment" => g.segment = true,
+                "word" => g.word = true,
+                other => {
+                    return Err(Error::bad_param(
+                        "timestamp_granularities",
+                        format!("unknown timestamp granularity '{other}': use 'segment' and/or 'word'"),
+                    ))
+                }
+            }
+        }
+    }
+    opts.word_timestamps = g.word;
+    let stream = match get("stream") {
+        Some(v) => http::parse_bool("stream", &v)?,
+        None => false,
+    };
+    let file = form
+        .files
+        .iter()
+        .find(|f| f.field == "file")
+        .ok_or_else(|| Error::bad_param("file", "the audio must be sent in the `file` field"))?;
+
+    let (model, mut nn) = engine.open(&model_name)?;
+    let mel = http::prepare_audio(file, &model, config)?;
+
+    if stream {
+        let job = Box::new(move |write: &mut dyn FnMut(&[u8])| {
+            let mut emit = |v: Value| write(format!("data: {v}\n\n").as_bytes());
+            let result = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |seg| {
+                emit(json!({"type": "transcript.text.delta", "delta": seg.text, "logprobs": null}));
+            });
+            match result {
+                Ok(t) => emit(json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null})),
+                Err(e) => {
+                    let Reply::Full { body, .. } = http::error_reply(&e) else { return };
+                    let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    emit(json!({"type": "error", "error": err["error"]}));
+                }
+            }
+        });
+        return Ok(Reply::Stream { content_type: "text/event-stream", job });
+    }
+
+    let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
+    let (body, content_type) = output::render(&transcript, format, task, g);
+    Ok(Reply::Full { status: 200, content_type, body })
+}

@@ -1,0 +1,50 @@
+//! `POST /`: the seed's API. Every file part is transcribed in order; each result is named by
+//! its form field: `{"results":[{"filename":"file","transcript":"…"}, …]}`, plus `language`,
+//! `language_probability`, `duration`, and `segments` with `timestamps=true`.
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::transcribe::{self, Transcript};
+
+pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
+    let (form, query) = http::read_form(req, config).await?;
+    let (model_name, opts) = http::common_options(&form, &query, config)?;
+    let timestamps = match http::option(&form, &query, "timestamps") {
+        Some(v) => http::parse_bool("timestamps", &v)?,
+        None => false,
+    };
+    let (model, mut nn) = engine.open(&model_name)?;
+    let mut results = Vec::with_capacity(form.files.len());
+    for file in &form.files {
+        let mel = http::prepare_audio(file, &model, config)?;
+        let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
+        results.push(result_json(&file.field, &transcript, timestamps));
+    }
+    Ok(Reply::json(200, &json!({ "results": results })))
+}
+
+fn result_json(field: &str, t: &Transcript, timestamps: bool) -> Value {
+    let mut v = json!({
+        "filename": field,
+        "transcript": t.text.trim(),
+        "language": t.language,
+        "language_probability": round(t.language_probability, 4),
+        "duration": round(t.duration, 3),
+    });
+    if timestamps {
+        v["segments"] = t
+            .segments
+            .iter()
+            .map(|s| json!({"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.trim()}))
+            .collect();
+    }
+    v
+}
+
+fn round(x: f32, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x as f64 * f).round() / f
+}
