@@ -94,7 +94,8 @@ fn cues(t: &Transcript, style: Style) -> String {
     out
 }
 
-fn round(x: f32, digits: i32) -> f64 {
+/// `x` rounded to `digits` decimals, as JSON numbers are reported.
+pub fn round(x: f32, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x as f64 * f).round() / f
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::output::round;
 use crate::transcribe::{self, Transcript};
 
 pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
@@ -42,9 +43,4 @@ fn result_json(field: &str, t: &Transcript, timestamps: bool) -> Value {
             .collect();
     }
     v
-}
-
-fn round(x: f32, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x as f64 * f).round() / f
 }
