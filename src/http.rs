@@ -163,6 +163,11 @@ pub fn common_options(form: &Form, query: &[(String, String)], config: &Config) 
         })?;
         t.beam_size = Some(n);
     }
+    if let Some(p) = get("patience").filter(|s| !s.is_empty()) {
+        t.patience = p.parse().ok().filter(|v: &f32| (1.0..=10.0).contains(v)).ok_or_else(|| {
+            Error::bad_param("patience", format!("patience must be a number from 1 to 10, not '{p}'"))
+        })?;
+    }
     if let Some(temp) = get("temperature").filter(|s| !s.is_empty()) {
         let v: f32 = temp.parse().ok().filter(|v: &f32| (0.0..=1.0).contains(v)).ok_or_else(|| {
             Error::bad_param("temperature", format!("temperature must be a number from 0 to 1, not '{temp}'"))
@@ -286,7 +291,7 @@ mod tests {
         let q = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
         assert_eq!(common_options(&form, &q("language", "German"), &cfg).unwrap().1.language.as_deref(), Some("de"));
         assert!(common_options(&form, &q("language", "auto"), &cfg).unwrap().1.language.is_none());
-        for (k, v) in [("language", "xx"), ("task", "summarize"), ("temperature", "-1"), ("beam_size", "0"), ("without_timestamps", "maybe")] {
+        for (k, v) in [("language", "xx"), ("task", "summarize"), ("temperature", "-1"), ("beam_size", "0"), ("patience", "0.5"), ("without_timestamps", "maybe")] {
             let e = common_options(&form, &q(k, v), &cfg).unwrap_err();
             assert!(matches!(e, Error::BadRequest { param: Some(p), .. } if p == k), "{k}={v}: {e}");
         }

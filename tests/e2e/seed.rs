@@ -172,6 +172,9 @@ fn english_only_model_by_name(s: &Server) {
 fn beam_search_option(s: &Server) {
     let v = s.transcribe("/", "gen/jfk.wav", &[("beam_size", "5")]).expect(200).json();
     assert!(normalize(&transcript(&v, 0)).contains("ask not what your country can do for you"), "{v}");
+    let v = s.transcribe("/", "gen/jfk.wav", &[("beam_size", "3"), ("patience", "2")]).expect(200).json();
+    assert!(normalize(&transcript(&v, 0)).contains("ask not what your country can do for you"), "{v}");
+    s.transcribe("/", "gen/jfk.wav", &[("patience", "0")]).expect(400);
 }
 
 fn error(r: &crate::harness::Reply) -> (String, String) {
