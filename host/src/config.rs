@@ -94,6 +94,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub retry_after: u64,
 
+    /// Seconds to wait for a client sending its request head, or between two pieces of its
+    /// body; a stalled head closes the connection, a stalled body gets 408.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub read_timeout: f64,
+
     /// Use Wasmtime's pooling instance allocator (pre-reserved slots reused across requests).
     #[arg(long)]
     pub pooling: bool,
@@ -113,6 +118,7 @@ impl Cli {
             max_concurrent: self.max_concurrent.unwrap_or(defaults.max_concurrent).max(1),
             max_queue: self.max_queue,
             retry_after_secs: self.retry_after,
+            read_timeout: Duration::from_secs_f64(self.read_timeout.max(0.001)),
         }
     }
 
@@ -176,6 +182,7 @@ mod tests {
         let cli = Cli::try_parse_from(["whisper-host", "--model", "tiny.en", "--env", "WHISPER_X=1"]).unwrap();
         assert_eq!(cli.model, vec!["tiny.en"]);
         assert_eq!(cli.limits().max_body_bytes, 25 << 20);
+        assert_eq!(cli.limits().read_timeout, Duration::from_secs(30));
         assert!(cli.guest_env().contains(&("WHISPER_X".into(), "1".into())));
         use clap::CommandFactory;
         Cli::command().debug_assert();

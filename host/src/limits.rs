@@ -21,6 +21,9 @@ pub struct Limits {
     pub max_queue: usize,
     /// `Retry-After` seconds sent with 503.
     pub retry_after_secs: u64,
+    /// Longest wait for the client: for the whole request head, and between two pieces of the
+    /// body. A stalled head closes the connection; a stalled body gets 408.
+    pub read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -32,6 +35,7 @@ impl Default for Limits {
             max_concurrent: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             max_queue: 32,
             retry_after_secs: 5,
+            read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -8,10 +8,10 @@ use crate::state::{add_to_linker, GuestConfig, RequestState};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -147,12 +147,15 @@ impl Server {
             tracing::warn!(id, path = req.uri().path(), "busy: all slots and the queue are full");
             return self.busy();
         };
-        let slot = ticket.wait().await;
-        let queued = received.elapsed();
-        let req = match self.limit_body(req, length).await {
+        // The body is read before the request takes a slot, so slow or stalled uploads wait in
+        // the queue rather than hold a slot that running requests need.
+        let req = match self.read_body(id, req, length).await {
             Ok(req) => req,
             Err(response) => return response,
         };
+        let waiting = Instant::now();
+        let slot = ticket.wait().await;
+        let queued = waiting.elapsed();
 
         let (send, receive) = tokio::sync::oneshot::channel();
         let this = self.clone();
@@ -258,27 +261,46 @@ impl Server {
         failure
     }
 
-    async fn limit_body(&self, req: Request<Incoming>, length: Option<u64>) -> Result<Request<GuestBody>, Response<ResponseBody>> {
+    /// Reads the whole body (at most `max_body_bytes`, else 413), waiting at most `read_timeout`
+    /// for each piece of it (else 408), so the guest starts with all of it and a stalled
+    /// client cannot hold a slot.
+    async fn read_body(&self, id: u64, req: Request<Incoming>, length: Option<u64>) -> Result<Request<GuestBody>, Response<ResponseBody>> {
         let max = self.limits.max_body_bytes;
         let (parts, body) = req.into_parts();
-        if length.is_some() || body.is_end_stream() {
-            // Hyper stops at Content-Length; the limit is a second guard.
-            let body = Limited::new(body, max as usize).map_err(body_error).boxed_unsync();
-            return Ok(Request::from_parts(parts, body));
-        }
-        // Chunked: read at most `max` bytes before the guest starts, so an oversized body gets
-        // a real 413 instead of a failing stream in the middle of the guest's work.
-        match Limited::new(body, max as usize).collect().await {
-            Ok(collected) => {
-                let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
-                Ok(Request::from_parts(parts, body))
+        let mut body = Limited::new(body, max as usize);
+        let mut data = Vec::with_capacity(length.unwrap_or(0).min(max) as usize);
+        loop {
+            match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
+                Err(_) => {
+                    tracing::warn!(id, received = data.len(), length, "the request body stalled");
+                    return Err(self.stalled());
+                }
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        data.extend_from_slice(&chunk);
+                    }
+                }
+                Ok(Some(Err(e))) if e.is::<LengthLimitError>() => return Err(self.too_large()),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(id, error = %e, "reading the request body failed");
+                    return Err(json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read"));
+                }
             }
-            Err(e) if e.is::<LengthLimitError>() => Err(self.too_large()),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the request body failed");
-                Err(json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read"))
-            }
         }
+        let body = Full::new(Bytes::from(data)).map_err(|never| match never {}).boxed_unsync();
+        Ok(Request::from_parts(parts, body))
+    }
+
+    fn stalled(&self) -> Response<ResponseBody> {
+        let mut response = json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            &format!("the request body stalled: nothing was received for {} seconds", self.limits.read_timeout.as_secs_f64()),
+        );
+        response.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     fn too_large(&self) -> Response<ResponseBody> {
@@ -306,16 +328,6 @@ impl Server {
 
 /// The request body handed to the guest.
 pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
-
-fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> wasmtime_wasi_http::Error {
-    if e.is::<LengthLimitError>() {
-        return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
-    }
-    match e.downcast::<hyper::Error>() {
-        Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
-        Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
-    }
-}
 
 fn content_length(req: &Request<Incoming>) -> Result<Option<u64>, ()> {
     match req.headers().get(CONTENT_LENGTH) {
@@ -441,6 +453,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Fu
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
+        let read_timeout = server.limits().read_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
@@ -448,6 +461,8 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Fu
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
