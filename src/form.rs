@@ -41,6 +41,12 @@ impl Form {
     }
 }
 
+/// Text fields the APIs read, so an error about one names it as its `param`.
+const OPTION_FIELDS: [&str; 13] = [
+    "model", "language", "task", "prompt", "initial_prompt", "response_format", "temperature", "beam_size",
+    "timestamps", "stream", "without_timestamps", "timestamp_granularities[]", "timestamp_granularities",
+];
+
 /// Parses a request body by its content type.
 pub async fn parse(content_type: Option<&str>, body: Vec<u8>, limits: FormLimits) -> Result<Form, Error> {
     let ct = content_type.unwrap_or("").trim();
@@ -101,8 +107,10 @@ async fn parse_multipart(body: Vec<u8>, boundary: &str, limits: FormLimits) -> R
                     limits.max_field_bytes
                 )));
             }
-            let value = String::from_utf8(data.to_vec())
-                .map_err(|_| Error::bad_param("form", format!("form field '{name}' is not valid UTF-8")))?;
+            let value = String::from_utf8(data.to_vec()).map_err(|_| {
+                let param = OPTION_FIELDS.iter().copied().find(|f| *f == name).unwrap_or("form");
+                Error::bad_param(param, format!("form field '{name}' is not valid UTF-8"))
+            })?;
             form.fields.push((name, value));
         }
     }
@@ -169,6 +177,10 @@ mod tests {
         assert!(matches!(block_on(parse(Some("multipart/form-data"), b"x".to_vec(), lim)), Err(Error::BadRequest { .. })));
         let (ct, _) = multipart(&[]);
         assert!(matches!(block_on(parse(Some(&ct), b"--nope\r\ngarbage".to_vec(), lim)), Err(Error::BadRequest { .. })));
+        let (ct, body) = multipart(&[("prompt", None, b"a\xffb"), ("other", None, b"\xfe")]);
+        let err = block_on(parse(Some(&ct), body, lim)).unwrap_err();
+        assert!(matches!(&err, Error::BadRequest { param: Some("prompt"), .. }), "{err}");
+        assert!(err.to_string().contains("'prompt' is not valid UTF-8"), "{err}");
         let many: Vec<(&str, Option<&str>, &[u8])> = (0..20).map(|_| ("f", Some("x.wav"), &b"1"[..])).collect();
         let (ct, body) = multipart(&many);
         let err = block_on(parse(Some(&ct), body, lim)).unwrap_err();
