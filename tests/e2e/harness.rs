@@ -100,6 +100,8 @@ impl Server {
             .arg("--models")
             .arg(&models)
             .args(["--model", "base", "--model", "tiny.en"])
+            // Short, so bad_input's slow-loris case sees stalled uploads dropped quickly.
+            .args(["--read-timeout", "3"])
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
