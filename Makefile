@@ -16,11 +16,12 @@ COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/whisper_component.wasm
 HOST := $(TARGET_DIR)/release/whisper-host
 CARGO ?= cargo
 
-.PHONY: serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help
+.PHONY: bench serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help
 
 help:
 	@echo "make serve   - set up on first use, then serve $(MODEL) on $(LISTEN) (LISTEN=host:port to change)"
 	@echo "make test    - everything the tests need, then the full suite"
+	@echo "make bench   - our server against faster-whisper (bench/README.md; BENCH_ARGS=\"--runs 1\")"
 	@echo "make models  - download and convert models (MODELS=\"base tiny.en base-int8\")"
 
 serve: setup build
@@ -73,6 +74,13 @@ test-e2e:
 test-python:
 	MODELS_DIR=$(MODELS_DIR) ORT_DYLIB_PATH="$(ORT_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
 	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(PY) -m pytest -q -s models/tests tests/python
+
+# Our server against faster-whisper on the same weights: latency, WER, RTF, counters, memory,
+# concurrency (bench/README.md). BENCH_ARGS="--quick" or "--runs 5" to change.
+BENCH_ARGS ?=
+bench: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS="base base-int8"
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/bench.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf target models/build tests/fixtures/gen
