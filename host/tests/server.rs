@@ -204,6 +204,22 @@ async fn oversized_bodies_get_413() {
     }
 }
 
+/// A client that stalls in its body gets 408 after the read timeout and holds no slot
+/// meanwhile: with one slot, other requests are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_holds_no_slot() {
+    let limits = Limits { max_concurrent: 1, read_timeout: Duration::from_millis(800), ..Limits::default() };
+    let Some(address) = start(limits).await else { return };
+    let head = "POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n";
+    let stalled = tokio::spawn(request(address, head, b"abc"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(address, "/hello").await.status, 200);
+    let started = std::time::Instant::now();
+    let r = stalled.await.unwrap();
+    assert_eq!((r.status, r.json_code()), (408, "request_timeout".to_string()));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_gets_503_with_retry_after() {
     let limits = Limits { max_concurrent: 1, max_queue: 0, retry_after_secs: 7, ..Limits::default() };
