@@ -11,6 +11,8 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 # ONNX Runtime's library comes from the onnxruntime wheel in .venv (no download at build time).
 ORT_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*))
+# OpenVINO's C library (the host's second backend, --backend openvino) from the openvino wheel.
+OV_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/openvino/libs/libopenvino_c.so.*))
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/whisper_component.wasm
 HOST := $(TARGET_DIR)/release/whisper-host
@@ -24,9 +26,12 @@ help:
 	@echo "make bench   - our server against faster-whisper (bench/README.md; BENCH_ARGS=\"--runs 1\")"
 	@echo "make models  - download and convert models (MODELS=\"base tiny.en base-int8\")"
 
+# SERVE_ARGS: more host flags, e.g. SERVE_ARGS="--backend openvino" (whisper-host --help).
+SERVE_ARGS ?=
 serve: setup build
 	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
-	ORT_DYLIB_PATH="$(ORT_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) --models $(MODELS_DIR) --model $(MODEL)
+	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) \
+	  --models $(MODELS_DIR) --model $(MODEL) $(SERVE_ARGS)
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
@@ -62,11 +67,11 @@ fixtures:
 # Native unit tests of the component's logic and the host's backend.
 test-unit:
 	WHISPER_COMPONENT=$(COMPONENT) $(CARGO) test --release -p whisper-component --lib --test component
-	ORT_DYLIB_PATH="$(ORT_LIB)" $(CARGO) test --release -p whisper-host
+	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(CARGO) test --release -p whisper-host
 
 # End to end: the real host, the real component, real models, real speech, over loopback HTTP.
 test-e2e:
-	ORT_DYLIB_PATH="$(ORT_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
+	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
 	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(CARGO) test --release -p whisper-component --test e2e -- --test-threads=1
 
 # The converter's checks against faster-whisper, and the OpenAI SDK and faster-whisper
@@ -84,3 +89,12 @@ bench: setup build fixtures
 
 clean:
 	rm -rf target models/build tests/fixtures/gen
+
+# Overload soak (issue 7): the host with base and default limits, 4 clients looping over a mix of
+# good and bad requests for SOAK_SECONDS (default 600); fails on any unexpected status, wrong
+# transcript, or RSS growth > 25 % after the first minute (bench/README.md). Not part of `make test`.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS="base"
+	ORT_DYLIB_PATH="$(ORT_LIB)" SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/soak.json

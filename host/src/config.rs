@@ -15,7 +15,8 @@ pub enum BackendKind {
     /// ONNX Runtime, loaded at run time from ORT_DYLIB_PATH / --ort-lib.
     #[default]
     Onnx,
-    /// OpenVINO (needs a build with `--features openvino`), reading the same .onnx files.
+    /// OpenVINO, loaded at run time from OPENVINO_LIB / --openvino-lib, reading the same .onnx
+    /// files (in builds with the `openvino` feature, the default).
     Openvino,
 }
 
@@ -64,6 +65,11 @@ pub struct Cli {
     /// The ONNX Runtime shared library (libonnxruntime.so.1.22.x, from `pip install onnxruntime`).
     #[arg(long, value_name = "PATH", env = "ORT_DYLIB_PATH")]
     pub ort_lib: Option<PathBuf>,
+
+    /// The OpenVINO C library for `--backend openvino` (`libopenvino_c.so.<ver>` in the `openvino`
+    /// wheel's openvino/libs/) [default: searched by OPENVINO_INSTALL_DIR, LD_LIBRARY_PATH].
+    #[arg(long, value_name = "PATH", env = "OPENVINO_LIB")]
+    pub openvino_lib: Option<PathBuf>,
 
     /// Environment variable for the guest, KEY=VAL (repeatable). The guest also gets the host's
     /// variables whose names start with WHISPER_, and nothing else.

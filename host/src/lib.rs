@@ -67,8 +67,9 @@ pub fn load_backend_and_models(cli: &Cli) -> anyhow::Result<Models> {
         }
         #[cfg(feature = "openvino")]
         config::BackendKind::Openvino => {
-            let backend = nn::openvino::OpenvinoBackend::new(cli.target, threads)?;
-            tracing::info!(threads, target = ?cli.target, "OpenVINO ready");
+            let library = nn::openvino::find_openvino_library(cli.openvino_lib.as_deref())?;
+            let backend = nn::openvino::OpenvinoBackend::new(cli.target, threads, library.as_deref())?;
+            tracing::info!(library = ?library, threads, target = ?cli.target, "OpenVINO ready");
             Box::new(backend)
         }
         #[cfg(not(feature = "openvino"))]

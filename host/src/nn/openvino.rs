@@ -8,8 +8,9 @@
 //! buffers in the next inference.
 //!
 //! The libraries are opened at run time (openvino crate's `runtime-linking`): `pip install
-//! openvino`, then `libopenvino_c.so` must be findable (a symlink to `libopenvino_c.so.<ver>` in
-//! the wheel's `openvino/libs/`, and `LD_LIBRARY_PATH` to that directory).
+//! openvino`, then either point `--openvino-lib` / `OPENVINO_LIB` at the wheel's
+//! `openvino/libs/libopenvino_c.so.<ver>`, or let the openvino crate's finder look for an
+//! unversioned `libopenvino_c.so` (OPENVINO_INSTALL_DIR, INTEL_OPENVINO_DIR, LD_LIBRARY_PATH).
 
 use super::ort::Target;
 use super::tensor::{self, backend_error, GraphInfo, IoInfo};
@@ -22,6 +23,26 @@ use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGr
 use wasmtime_wasi_nn::wit::{Tensor, TensorType};
 use wasmtime_wasi_nn::{ExecutionContext, Graph};
 
+/// What to tell a user whose OpenVINO libraries are missing.
+const INSTALL_HINT: &str = "install them with `pip install openvino` (scripts/setup-python.sh does) and point \
+OPENVINO_LIB or --openvino-lib at `<venv>/lib/python3.*/site-packages/openvino/libs/libopenvino_c.so.<version>`";
+
+/// The OpenVINO C library: `explicit` (the `--openvino-lib` flag), else `OPENVINO_LIB`, else
+/// `None` (the openvino crate's finder searches). An explicit path must exist.
+pub fn find_openvino_library(explicit: Option<&Path>) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("OPENVINO_LIB") {
+            Some(p) if !p.is_empty() => p.into(),
+            _ => return Ok(None),
+        },
+    };
+    if !path.is_file() {
+        anyhow::bail!("the OpenVINO library `{}` does not exist: {INSTALL_HINT}", path.display());
+    }
+    Ok(Some(path))
+}
+
 /// Loads graphs into OpenVINO.
 pub struct OpenvinoBackend {
     core: Mutex<Core>,
@@ -29,14 +50,15 @@ pub struct OpenvinoBackend {
 }
 
 impl OpenvinoBackend {
-    /// Opens the OpenVINO libraries; `threads` caps the CPU plugin's inference threads (0: its default).
-    pub fn new(target: Target, threads: usize) -> anyhow::Result<Self> {
-        let mut core = Core::new().map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load OpenVINO ({e}): `pip install openvino`, then in its openvino/libs/ \
-                 `ln -s libopenvino_c.so.<version> libopenvino_c.so` and set LD_LIBRARY_PATH to that directory"
-            )
-        })?;
+    /// Opens the OpenVINO libraries, from `library` (see [`find_openvino_library`]) or wherever the
+    /// openvino crate's finder looks; `threads` caps the CPU plugin's inference threads (0: its
+    /// default). The library is process-wide: the first backend's choice stays.
+    pub fn new(target: Target, threads: usize, library: Option<&Path>) -> anyhow::Result<Self> {
+        if let Some(library) = library {
+            openvino_sys::library::load_from(library)
+                .map_err(|e| anyhow::anyhow!("cannot load OpenVINO from `{}` ({e}): {INSTALL_HINT}", library.display()))?;
+        }
+        let mut core = Core::new().map_err(|e| anyhow::anyhow!("cannot load OpenVINO ({e}): {INSTALL_HINT}"))?;
         if target == Target::Cpu && threads > 0 {
             core.set_property(&DeviceType::CPU, &RwPropertyKey::InferenceNumThreads, &threads.to_string())
                 .map_err(|e| anyhow::anyhow!("setting OpenVINO's thread count: {e}"))?;

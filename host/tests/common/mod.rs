@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use whisper_host::{OrtBackend, OrtOptions};
+use whisper_host::{GraphLoader, OrtBackend, OrtOptions, Target};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
@@ -80,4 +80,48 @@ pub fn backend() -> Result<&'static OrtBackend, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// OPENVINO_LIB, else the OpenVINO C library of the repository's venv (scripts/setup-python.sh).
+pub fn openvino_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("OPENVINO_LIB") {
+        return Ok(PathBuf::from(p));
+    }
+    let lib = repo_root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries.filter_map(Result::ok).find_map(|python| {
+            let libs = python.path().join("site-packages/openvino/libs");
+            std::fs::read_dir(&libs).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libopenvino_c.so."))
+            })
+        })
+    });
+    found.ok_or_else(|| "no OpenVINO library: set OPENVINO_LIB or run scripts/setup-python.sh".into())
+}
+
+/// The process's OpenVINO backend (2 threads).
+#[cfg(feature = "openvino")]
+pub fn openvino_backend() -> Result<&'static whisper_host::nn::openvino::OpenvinoBackend, String> {
+    static BACKEND: OnceLock<Result<whisper_host::nn::openvino::OpenvinoBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let library = openvino_library()?;
+            whisper_host::nn::openvino::OpenvinoBackend::new(Target::Cpu, 2, Some(&library))
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Every backend this build has, by name: ONNX Runtime, and OpenVINO (feature `openvino`).
+pub fn backends() -> Vec<(&'static str, &'static dyn GraphLoader)> {
+    let mut all: Vec<(&'static str, &'static dyn GraphLoader)> = Vec::new();
+    if let Some(ort) = require(backend()) {
+        all.push(("onnx", ort));
+    }
+    #[cfg(feature = "openvino")]
+    if let Some(openvino) = require(openvino_backend()) {
+        all.push(("openvino", openvino));
+    }
+    all
 }
