@@ -9,6 +9,7 @@
 mod bad_input;
 mod harness;
 mod seed;
+mod startup;
 
 use harness::Suite;
 
@@ -16,5 +17,6 @@ fn main() {
     let mut suite = Suite::from_env();
     seed::register(&mut suite);
     bad_input::register(&mut suite);
+    startup::register(&mut suite);
     std::process::exit(suite.run());
 }
