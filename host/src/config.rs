@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long = "model", value_name = "NAME", default_value = "base")]
     pub model: Vec<String>,
 
+    /// Graphs every model must have (comma-separated; empty: no check). A model missing one
+    /// stops start-up. The default is the contract of models/README.md.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "encoder,decoder,meta")]
+    pub graphs: Vec<String>,
+
     /// wasi-nn backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Onnx)]
     pub backend: BackendKind,

@@ -48,8 +48,8 @@ pub mod state;
 pub use crate::config::Cli;
 pub use crate::limits::Limits;
 pub use crate::nn::ort::{find_ort_library, OptLevel, OrtBackend, OrtOptions, Target};
-pub use crate::nn::{load_models, GraphInfo, GraphLoader, LoadedGraph, Models, NnStats};
-pub use crate::server::{build_engine, load_component, proxy_pre, serve, EngineOptions, Server};
+pub use crate::nn::{load_models, require_graphs, GraphInfo, GraphLoader, LoadedGraph, Models, NnStats};
+pub use crate::server::{build_engine, check_component_file, load_component, proxy_pre, serve, EngineOptions, Server};
 pub use crate::state::{add_to_linker, GuestConfig, RequestState, WasiNnHost};
 
 use std::path::Path;
@@ -78,5 +78,7 @@ pub fn load_backend_and_models(cli: &Cli) -> anyhow::Result<Models> {
              `cargo build --release -p whisper-host --features openvino`"
         ),
     };
-    load_models(loader.as_ref(), Path::new(&cli.models), &cli.model)
+    let models = load_models(loader.as_ref(), Path::new(&cli.models), &cli.model)?;
+    nn::require_graphs(&models, Path::new(&cli.models), &cli.model, &cli.graphs)?;
+    Ok(models)
 }

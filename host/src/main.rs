@@ -4,7 +4,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use std::sync::Arc;
 use std::time::Instant;
-use whisper_host::{build_engine, load_backend_and_models, load_component, proxy_pre, serve, Cli, EngineOptions, Server};
+use whisper_host::{
+    build_engine, check_component_file, load_backend_and_models, load_component, proxy_pre, serve, Cli, EngineOptions, Server,
+};
 
 fn main() {
     let cli = Cli::parse();
@@ -21,12 +23,11 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let limits = cli.limits();
-    // Fail fast on a missing component, before the (slow) model loading.
-    if !cli.component.is_file() {
-        let engine = build_engine(&EngineOptions::default())?;
-        load_component(&engine, &cli.component)?;
-    }
-    let models = load_backend_and_models(&cli)?;
+    // Fail fast on what is cheap to check, before the (slow) model loading: the component file
+    // and the port.
+    check_component_file(&cli.component)?;
+    let listener = std::net::TcpListener::bind(cli.listen).with_context(|| format!("listening on {}", cli.listen))?;
+    listener.set_nonblocking(true).context("listening socket")?;
 
     let start = Instant::now();
     let engine = build_engine(&EngineOptions {
@@ -35,9 +36,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_memory_bytes: limits.max_memory_bytes,
         compile_cache: cli.compile_cache,
     })?;
-    let component = load_component(&engine, &cli.component)?;
-    let pre = proxy_pre(&engine, &component)?;
-    tracing::info!(component = %cli.component.display(), ms = start.elapsed().as_secs_f64() * 1e3, "component ready");
+    // Compile the component while the models load: each takes a second or two.
+    let (component, models) = std::thread::scope(|scope| {
+        let compiling = scope.spawn(|| {
+            let component = load_component(&engine, &cli.component)?;
+            tracing::info!(component = %cli.component.display(), ms = start.elapsed().as_secs_f64() * 1e3, "component compiled");
+            Ok::<_, anyhow::Error>(component)
+        });
+        let models = load_backend_and_models(&cli);
+        (compiling.join(), models)
+    });
+    let component = component.map_err(|_| anyhow::anyhow!("compiling the component panicked"))??;
+    let models = models?;
+    let pre = proxy_pre(&engine, &component).with_context(|| format!("`{}`", cli.component.display()))?;
+    tracing::info!(ms = start.elapsed().as_secs_f64() * 1e3, "component and models ready");
 
     let env = cli.guest_env();
     tracing::info!(
@@ -56,9 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting tokio")?;
     let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
-            .with_context(|| format!("listening on {}", cli.listen))?;
+        let listener = tokio::net::TcpListener::from_std(listener).context("listening socket")?;
         tracing::info!(address = %listener.local_addr()?, graphs = ?server.models().names().collect::<Vec<_>>(), "listening");
         serve(listener, server, shutdown_signal()).await
     });

@@ -66,16 +66,40 @@ pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
 
 /// Compiles the component at `path`.
 pub fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
-    if !path.is_file() {
-        bail!(
-            "the component `{}` does not exist: build it with \
-             `cargo build --release --target wasm32-wasip2 -p whisper-component`, or pass --component PATH",
-            path.display()
-        );
-    }
+    check_component_file(path)?;
     Component::from_file(engine, path)
         .map_err(anyhow_from)
         .with_context(|| format!("compiling the component `{}`", path.display()))
+}
+
+/// Checks, without compiling, that `path` is a binary WebAssembly component (not a directory,
+/// a core module or text): the clear message for each is cheaper than Wasmtime's parse error.
+pub fn check_component_file(path: &Path) -> anyhow::Result<()> {
+    const BUILD: &str = "build it with `cargo build --release --target wasm32-wasip2 -p whisper-component`, \
+                         or pass --component PATH";
+    if path.is_dir() {
+        bail!("the component `{}` is a directory, not a .wasm file: {BUILD}", path.display());
+    }
+    if !path.is_file() {
+        bail!("the component `{}` does not exist: {BUILD}", path.display());
+    }
+    // Only binary components: Wasmtime would otherwise parse anything else as WAT text and
+    // report a syntax error. Header: "\0asm", then version 0x0d and layer 1 for components.
+    let mut header = [0u8; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut header))
+        .with_context(|| format!("reading the component `{}`", path.display()))?;
+    if read < 8 || &header[..4] != b"\0asm" {
+        bail!("`{}` is not a WebAssembly component (no `\\0asm` header): {BUILD}", path.display());
+    }
+    if header[6..8] == [0, 0] {
+        bail!(
+            "`{}` is a core WebAssembly module, not a component: build for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Links the component against WASI p2, wasi-http and wasi-nn and pre-instantiates it.
@@ -88,7 +112,7 @@ pub fn proxy_pre(engine: &Engine, component: &Component) -> anyhow::Result<Proxy
         .context("the component imports something this host does not provide")?;
     ProxyPre::new(pre)
         .map_err(anyhow_from)
-        .context("the component does not export wasi:http/incoming-handler@0.2.x")
+        .context("the component does not export wasi:http/incoming-handler@0.2.x (is it an HTTP component?)")
 }
 
 pub(crate) fn anyhow_from(e: wasmtime::Error) -> anyhow::Error {

@@ -33,7 +33,9 @@ pub fn register(s: &mut Suite) {
     s.add("startup_models_dir_empty", models_dir_empty);
     s.add("startup_models_dir_missing", models_dir_missing);
     s.add("startup_model_encoder_corrupt", model_encoder_corrupt);
+    s.add("startup_model_missing_a_graph", model_missing_a_graph);
     s.add("startup_component_missing", component_missing);
+    s.add("startup_component_is_a_directory", component_is_a_directory);
     s.add("startup_component_not_a_component", component_not_a_component);
     s.add("startup_component_without_http_export", component_without_http_export);
     s.add("startup_listen_address_in_use", listen_address_in_use);
@@ -277,7 +279,29 @@ fn model_encoder_corrupt(_: &Server) {
     }
 }
 
+/// `base` without `encoder.onnx`: the host must refuse to start rather than serve a model
+/// whose every request would fail.
+fn model_missing_a_graph(_: &Server) {
+    let s = setup();
+    let real = s.models.join("base");
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    for name in ["decoder.onnx", "meta.onnx"] {
+        std::os::unix::fs::symlink(real.join(name), base.join(name)).unwrap();
+    }
+    let o = Start { models: dir.path().into(), model: "base", ..Start::new(&s) }.run(&s);
+    o.expect_clear_failure(&["model `base` is incomplete", path_str(&base.join("encoder.onnx")), "make models"]);
+}
+
 // ---------------------------------------------------------------- the component
+
+fn component_is_a_directory(_: &Server) {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let o = Start { component: dir.path().into(), ..Start::new(&s) }.run(&s);
+    o.expect_clear_failure(&[path_str(dir.path()), "is a directory", "cargo build"]);
+}
 
 fn component_missing(_: &Server) {
     let s = setup();
@@ -301,17 +325,18 @@ fn component_not_a_component(_: &Server) {
         *b = x as u8;
     }
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in [
-        ("text.wasm", b"hello, I am not WebAssembly\n".to_vec()),
-        ("random.wasm", random),
-        ("empty.wasm", Vec::new()),
-        ("core-module.wasm", b"\0asm\x01\0\0\0".to_vec()),
-        ("truncated.wasm", real[..100_000.min(real.len() / 2)].to_vec()),
+    let not_wasm = "not a WebAssembly component";
+    for (name, bytes, says) in [
+        ("text.wasm", b"hello, I am not WebAssembly\n".to_vec(), not_wasm),
+        ("random.wasm", random, not_wasm),
+        ("empty.wasm", Vec::new(), not_wasm),
+        ("core-module.wasm", b"\0asm\x01\0\0\0".to_vec(), "is a core WebAssembly module, not a component"),
+        ("truncated.wasm", real[..100_000.min(real.len() / 2)].to_vec(), "compiling the component"),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let o = Start { component: path.clone(), ..Start::new(&s) }.run(&s);
-        o.expect_clear_failure(&[path_str(&path), "component"]);
+        o.expect_clear_failure(&[path_str(&path), says]);
     }
 }
 
@@ -321,8 +346,8 @@ fn component_without_http_export(_: &Server) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty-component.wasm");
     std::fs::write(&path, b"\0asm\x0d\0\x01\0").unwrap();
-    let o = Start { component: path, ..Start::new(&s) }.run(&s);
-    o.expect_clear_failure(&["component", "wasi:http/incoming-handler"]);
+    let o = Start { component: path.clone(), ..Start::new(&s) }.run(&s);
+    o.expect_clear_failure(&[path_str(&path), "wasi:http/incoming-handler"]);
 }
 
 // ---------------------------------------------------------------- the address

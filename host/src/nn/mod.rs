@@ -135,6 +135,9 @@ pub fn load_models(loader: &dyn GraphLoader, dir: &Path, models: &[String]) -> a
         for path in files {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             let name = format!("{model}/{stem}");
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                bail!("loading graph `{name}`: `{}` is empty; rebuild it with `make models MODELS={model}`", path.display());
+            }
             let start = Instant::now();
             let (graph, info) = loader
                 .load_file(&path)
@@ -152,6 +155,24 @@ pub fn load_models(loader: &dyn GraphLoader, dir: &Path, models: &[String]) -> a
         }
     }
     Ok(registry)
+}
+
+/// Fails unless every model in `models` has every graph in `required` (`--graphs`: the models'
+/// contract, models/README.md), so a half-built model stops start-up instead of failing requests.
+pub fn require_graphs(registry: &Models, dir: &Path, models: &[String], required: &[String]) -> anyhow::Result<()> {
+    for model in models {
+        for graph in required.iter().filter(|g| !g.is_empty()) {
+            if registry.get(&format!("{model}/{graph}")).is_none() {
+                bail!(
+                    "model `{model}` is incomplete: `{}` is missing (every model needs {}; see --graphs); \
+                     rebuild it with `make models MODELS={model}`",
+                    dir.join(model).join(format!("{graph}.onnx")).display(),
+                    required.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(items: &[IoInfo]) -> String {

@@ -37,6 +37,9 @@ pub fn find_openvino_library(explicit: Option<&Path>) -> anyhow::Result<Option<s
             _ => return Ok(None),
         },
     };
+    if path.is_dir() {
+        anyhow::bail!("the OpenVINO library `{}` is a directory, not the library file: {INSTALL_HINT}", path.display());
+    }
     if !path.is_file() {
         anyhow::bail!("the OpenVINO library `{}` does not exist: {INSTALL_HINT}", path.display());
     }

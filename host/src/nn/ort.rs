@@ -90,6 +90,9 @@ pub fn find_ort_library(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
             _ => bail!("the ONNX Runtime library is not configured: {INSTALL_HINT}"),
         },
     };
+    if path.is_dir() {
+        bail!("the ONNX Runtime library `{}` is a directory, not the library file: {INSTALL_HINT}", path.display());
+    }
     if !path.is_file() {
         bail!("the ONNX Runtime library `{}` does not exist: {INSTALL_HINT}", path.display());
     }
