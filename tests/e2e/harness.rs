@@ -83,11 +83,18 @@ fn env_path(name: &str) -> Result<PathBuf, String> {
 
 impl Server {
     fn start() -> Result<Server, String> {
+        // Short read timeout, so bad_input's slow-loris case sees stalled uploads dropped quickly.
+        Server::start_with(&["base", "tiny.en"], &["--read-timeout", "3"])
+    }
+
+    /// A host of its own serving `models`, with more command-line flags.
+    pub fn start_with(models: &[&str], flags: &[&str]) -> Result<Server, String> {
         let bin = env_path("WHISPER_HOST_BIN")?;
         let component = env_path("WHISPER_COMPONENT")?;
-        let models = env_path("WHISPER_MODELS_DIR")?;
         env_path("ORT_DYLIB_PATH")?;
-        for m in ["base", "tiny.en"] {
+        let wanted = models;
+        let models = env_path("WHISPER_MODELS_DIR")?;
+        for m in wanted {
             if !models.join(m).join("decoder.onnx").exists() {
                 return Err(format!("model {m} is missing in {}", models.display()));
             }
@@ -99,17 +106,19 @@ impl Server {
             .arg(&component)
             .arg("--models")
             .arg(&models)
-            .args(["--model", "base", "--model", "tiny.en"])
-            // Short, so bad_input's slow-loris case sees stalled uploads dropped quickly.
-            .args(["--read-timeout", "3"])
+            .args(wanted.iter().flat_map(|m| ["--model", m]))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| e.to_string())?;
-        let server = Server { base: format!("http://{addr}"), child };
+        let mut server = Server { base: format!("http://{addr}"), child };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("the host exited during start-up ({status})"));
+            }
             if let Ok(r) = server.get("/health") {
                 if r.status == 200 {
                     return Ok(server);

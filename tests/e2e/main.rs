@@ -6,6 +6,7 @@
 //! `make fixtures`. Missing pieces fail the run under `CI=true` and skip it otherwise.
 //! Arguments filter cases by substring, like libtest.
 
+mod backends;
 mod bad_input;
 mod harness;
 mod seed;
@@ -17,6 +18,7 @@ fn main() {
     let mut suite = Suite::from_env();
     seed::register(&mut suite);
     bad_input::register(&mut suite);
+    backends::register(&mut suite);
     startup::register(&mut suite);
     std::process::exit(suite.run());
 }

@@ -30,6 +30,7 @@ pub fn register(s: &mut Suite) {
     s.add("startup_ort_dylib_path_to_nothing", ort_dylib_path_to_nothing);
     s.add("startup_ort_lib_not_configured", ort_lib_not_configured);
     s.add("startup_ort_lib_not_a_library", ort_lib_not_a_library);
+    s.add("startup_openvino_lib_to_nothing", openvino_lib_to_nothing);
     s.add("startup_models_dir_empty", models_dir_empty);
     s.add("startup_models_dir_missing", models_dir_missing);
     s.add("startup_model_encoder_corrupt", model_encoder_corrupt);
@@ -72,6 +73,8 @@ struct Start {
     ort_flag: Option<PathBuf>,
     /// `Some(Some(v))`: `ORT_DYLIB_PATH=v`; `Some(None)`: unset; `None`: the suite's value.
     ort_env: Option<Option<PathBuf>>,
+    /// More flags.
+    flags: Vec<&'static str>,
 }
 
 impl Start {
@@ -83,6 +86,7 @@ impl Start {
             model: "tiny.en",
             ort_flag: Some(s.ort.clone()),
             ort_env: None,
+            flags: Vec::new(),
         }
     }
 
@@ -96,6 +100,7 @@ impl Start {
             .arg(&self.component)
             .arg("--models")
             .arg(&self.models)
+            .args(&self.flags)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -231,6 +236,14 @@ fn ort_lib_not_a_library(_: &Server) {
     std::fs::write(&fake, "not a shared library\n").unwrap();
     let o = Start { ort_flag: Some(fake.clone()), ..Start::new(&s) }.run(&s);
     o.expect_clear_failure(&[path_str(&fake), "ONNX Runtime", "pip install onnxruntime"]);
+}
+
+const OPENVINO_NOWHERE: &str = "/nonexistent/libopenvino_c.so.2641";
+
+fn openvino_lib_to_nothing(_: &Server) {
+    let s = setup();
+    let o = Start { flags: vec!["--backend", "openvino", "--openvino-lib", OPENVINO_NOWHERE], ..Start::new(&s) }.run(&s);
+    o.expect_clear_failure(&[OPENVINO_NOWHERE, "pip install openvino", "OPENVINO_LIB"]);
 }
 
 // ---------------------------------------------------------------- models
