@@ -18,7 +18,7 @@ COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/whisper_component.wasm
 HOST := $(TARGET_DIR)/release/whisper-host
 CARGO ?= cargo
 
-.PHONY: bench serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help
+.PHONY: bench serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help fuzz
 
 help:
 	@echo "make serve   - set up on first use, then serve $(MODEL) on $(LISTEN) (LISTEN=host:port to change)"
@@ -31,7 +31,7 @@ SERVE_ARGS ?=
 serve: setup build
 	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
 	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) \
-	  --models $(MODELS_DIR) --model $(MODEL) $(SERVE_ARGS)
+	  --models $(MODELS_DIR) --model $(MODEL) --compile-cache $(SERVE_ARGS)
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
@@ -98,3 +98,22 @@ SOAK_SECONDS ?= 600
 soak: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="base"
 	ORT_DYLIB_PATH="$(ORT_LIB)" SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/soak.json
+
+# Fuzzing (not part of `make test`): cargo-fuzz runs each target for FUZZ_SECONDS from the seeds
+# in fuzz/corpus/<target>/, growing fuzz/work/<target>/; a crash stops the run with its input in
+# fuzz/artifacts/<target>/ (fuzz/README.md). Nightly Rust if installed, else stable with
+# RUSTC_BOOTSTRAP=1. audio runs without a sanitizer (many times faster; its parsers are safe
+# Rust), multipart under AddressSanitizer.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= audio multipart
+.PHONY: fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@cd fuzz && if rustup toolchain list | grep -q '^nightly'; then fz="cargo +nightly fuzz"; \
+	  else fz="env RUSTC_BOOTSTRAP=1 cargo fuzz"; fi; \
+	  for t in $(FUZZ_TARGETS); do \
+	    case $$t in audio) fl="-s none -- -max_len=16384";; multipart) fl="-s address -- -max_len=4096";; *) fl="--";; esac; \
+	    mkdir -p work/$$t && echo "== fuzz $$t for $(FUZZ_SECONDS) s" && \
+	    $$fz run -O $$t work/$$t corpus/$$t $$fl -malloc_limit_mb=256 -timeout=10 \
+	      -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	  done
