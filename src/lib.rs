@@ -10,6 +10,10 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod form;
+/// Entry points for `fuzz/` (cargo-fuzz) and its seed/regression test; not an API.
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod mel;
 pub mod model;
