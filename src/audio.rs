@@ -133,7 +133,7 @@ pub fn decode_to_pcm16k(
 }
 
 /// [`decode_to_pcm16k`] over a buffer the caller gives away, without copying it when it needs
-/// no changes (WAV, Ogg, bare MPEG audio and ADTS; the others go through a hardened copy).
+/// no changes (Ogg, bare MPEG audio and ADTS; the others go through a hardened copy).
 pub fn decode_owned_to_pcm16k<B>(
     bytes: B,
     hint: Option<&str>,
@@ -150,9 +150,6 @@ where
         return decode_to_pcm16k(bytes.as_ref(), hint, max_seconds);
     }
     reject_early(bytes.as_ref(), &sniffed)?;
-    if sniffed == Sniff::Audio("WAV") {
-        wav_check_fmt(bytes.as_ref())?;
-    }
     decode_source(Arc::new(bytes), sniffed, hint, max_seconds)
 }
 
@@ -175,14 +172,14 @@ fn leading_id3v2_len(b: &[u8]) -> usize {
 
 /// Prepares an upload (after its ID3v2 tags) for symphonia 0.5, in place, by what it starts
 /// with: FLAC tags become padding, MP4 tags become `free` boxes and its tables are checked,
-/// a WAV's format chunk is checked. symphonia's probe scans data it does not recognise for a
+/// a WAV's format chunk is checked and its `LIST` chunks become `JUNK`. symphonia's probe scans data it does not recognise for a
 /// container marker anywhere in it and reads the container from there, so such data is
 /// hardened at every marker; a failed check there means "not audio".
 fn harden(b: &mut [u8]) -> Result<(), AudioError> {
     match sniff(b) {
         Sniff::Audio("FLAC") => flac_metadata_to_padding(b),
         Sniff::Audio("MP4/M4A") => mp4_harden(b)?,
-        Sniff::Audio("WAV") => wav_check_fmt(b)?,
+        Sniff::Audio("WAV") => wav_harden(b)?,
         Sniff::Audio(_) => {}
         _ => {
             let unrecognised = |_| unsupported("unrecognised data (no known audio signature)");
@@ -200,7 +197,7 @@ fn harden(b: &mut [u8]) -> Result<(), AudioError> {
                 match mark {
                     b"fLaC" => flac_metadata_to_padding(&mut b[at..]),
                     b"ftyp" => mp4_harden(&mut b[at..]).map_err(unrecognised)?,
-                    _ => wav_check_fmt(&b[at..]).map_err(unrecognised)?,
+                    _ => wav_harden(&mut b[at..]).map_err(unrecognised)?,
                 }
             }
         }
@@ -228,7 +225,7 @@ fn mp4_harden(b: &mut [u8]) -> Result<(), AudioError> {
                         detail: "MP4 'hdlr' box runs past the end of its parent".into(),
                     })
                 }
-                _ => mp4_check_box(&kind, &b[payload])?,
+                _ => mp4_check_box(&kind, &b[payload], b.len())?,
             }
         }
         Ok(())
@@ -273,12 +270,34 @@ fn mp4_children(
 }
 
 /// Checks one leaf box symphonia reads with a length it trusts (see [`mp4_harden`]).
-fn mp4_check_box(kind: &[u8; 4], payload: &[u8]) -> Result<(), AudioError> {
+fn mp4_check_box(kind: &[u8; 4], payload: &[u8], file_len: usize) -> Result<(), AudioError> {
     let u32_at = |i: usize| {
         payload
             .get(i..i + 4)
             .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
     };
+    // symphonia reads each sample into a buffer of the size `stsz` gives it, allocated first:
+    // no sample can be larger than the file (3 GB was found by fuzzing).
+    if kind == b"stsz" {
+        let too_big = |size: u32| size as usize > file_len;
+        let count = u32_at(8).unwrap_or(0) as usize;
+        let sizes = payload
+            .get(12..)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .take(count);
+        if u32_at(4).is_some_and(too_big)
+            || sizes
+                .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+                .any(too_big)
+        {
+            return Err(AudioError::Corrupt {
+                detail: format!(
+                    "MP4 'stsz' declares a sample larger than the {file_len}-byte file"
+                ),
+            });
+        }
+    }
     // (entry count offset, table offset, bytes per entry); `stsz` has a table only when its
     // common sample size is 0.
     let table = match kind {
@@ -311,9 +330,9 @@ fn mp4_check_box(kind: &[u8; 4], payload: &[u8]) -> Result<(), AudioError> {
                         detail: "MP4 'esds' box runs past its sample description".into(),
                     });
                 };
-                if !mp4_esds_has_es_descriptor(esds) {
+                if !mp4_esds_ok(esds) {
                     return Err(AudioError::Corrupt {
-                        detail: "MP4 'esds' box without an ES descriptor".into(),
+                        detail: "MP4 'esds' box without a readable ES descriptor".into(),
                     });
                 }
             }
@@ -360,30 +379,65 @@ fn mp4_check_box(kind: &[u8; 4], payload: &[u8]) -> Result<(), AudioError> {
     Ok(())
 }
 
-/// Whether an `esds` payload (version/flags, then descriptors: tag, 1–4 byte length) holds an
-/// ES descriptor (tag 3), which symphonia 0.5 unwraps without checking (found by fuzzing).
-fn mp4_esds_has_es_descriptor(payload: &[u8]) -> bool {
-    let mut pos = 4;
-    while pos < payload.len() {
-        let tag = payload[pos];
-        pos += 1;
-        let mut len = 0usize;
-        for _ in 0..4 {
-            let Some(&x) = payload.get(pos) else {
-                return false;
-            };
+/// Whether symphonia 0.5 can read an `esds` payload (after the box header) without trusting
+/// a length past the data. Its reader unwraps a missing ES descriptor (found by fuzzing),
+/// allocates a decoder-specific info's declared length (up to 256 MiB) before reading it, and
+/// subtracts the fixed fields from descriptor lengths unchecked; this walks the descriptors
+/// the way it does (ES → decoder config → decoder-specific info) and requires each to fit.
+fn mp4_esds_ok(payload: &[u8]) -> bool {
+    /// (tag, content) of the descriptors in `b` while more than 2 bytes are left, as symphonia
+    /// reads them; None if a length (1–4 bytes of 7 bits) or a content runs past `b`.
+    fn descriptors(b: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while b.len() - pos > 2 {
+            let tag = b[pos];
             pos += 1;
-            len = (len << 7) | usize::from(x & 0x7F);
-            if x & 0x80 == 0 {
-                break;
+            let mut len = 0usize;
+            for _ in 0..4 {
+                let x = *b.get(pos)?;
+                pos += 1;
+                len = (len << 7) | usize::from(x & 0x7F);
+                if x & 0x80 == 0 {
+                    break;
+                }
+            }
+            out.push((tag, b.get(pos..pos.checked_add(len)?)?));
+            pos += len;
+        }
+        Some(out)
+    }
+    let Some(top) = payload.get(4..).and_then(descriptors) else {
+        return false;
+    };
+    let mut found = false;
+    for (_, es) in top.into_iter().filter(|(tag, _)| *tag == 3) {
+        // ES_ID (2), flags (1), then the optional fields the flags announce.
+        let Some(&flags) = es.get(2) else {
+            return false;
+        };
+        let mut at = 3;
+        if flags & 0x80 != 0 {
+            at += 2;
+        }
+        if flags & 0x40 != 0 {
+            at += 1 + es.get(at).map_or(0, |&n| usize::from(n));
+        }
+        if flags & 0x20 != 0 {
+            at += 2;
+        }
+        let Some(children) = es.get(at.min(es.len())..).and_then(descriptors) else {
+            return false;
+        };
+        for (_, config) in children.into_iter().filter(|(tag, _)| *tag == 4) {
+            // 13 bytes of fields, then the decoder-specific info among its descriptors.
+            if config.len() < 13 || descriptors(&config[13..]).is_none() {
+                return false;
             }
         }
-        if tag == 3 {
-            return true;
-        }
-        pos = pos.saturating_add(len);
+        found = true;
     }
-    false
+    found
 }
 
 /// Turns every FLAC metadata block but STREAMINFO into PADDING (same length, so the audio
@@ -759,11 +813,12 @@ fn describe_unsupported_tracks(tracks: &[Track], sniffed: &Sniff, bytes: &[u8]) 
     }
 }
 
-/// Rejects a WAV whose `fmt ` chunk declares 0 channels, a sample rate of 0 Hz or a block
-/// size of 0: symphonia 0.5 panics on a 0 Hz rate (`TimeBase::new(1, 0)`, found by fuzzing)
-/// and divides by the others. A file without a readable `fmt ` chunk is left to symphonia.
-/// Every `fmt ` chunk is checked (a second one with a rate of 0 was found by fuzzing).
-fn wav_check_fmt(b: &[u8]) -> Result<(), AudioError> {
+/// Prepares a WAV for symphonia 0.5, in place: rejects a `fmt ` chunk declaring 0 channels,
+/// a sample rate of 0 Hz or a block size of 0 (it panics on a 0 Hz rate, `TimeBase::new(1, 0)`,
+/// and divides by the others; found by fuzzing, in a first and in a second `fmt ` chunk: it
+/// reads them all), and turns `LIST` chunks (INFO tags) into `JUNK`, which it skips unread:
+/// its INFO reader allocates each string's declared length first (800 MB, found by fuzzing).
+fn wav_harden(b: &mut [u8]) -> Result<(), AudioError> {
     let mut pos = 12; // after "RIFF" size "WAVE"
     while pos + 8 <= b.len() {
         let size = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
@@ -781,7 +836,8 @@ fn wav_check_fmt(b: &[u8]) -> Result<(), AudioError> {
                     ),
                 });
             }
-            // symphonia reads every `fmt ` chunk (the last one wins): check them all.
+        } else if &b[pos..pos + 4] == b"LIST" {
+            b[pos..pos + 4].copy_from_slice(b"JUNK");
         }
         let Some(next) = pos.checked_add(8 + size + (size & 1)) else {
             return Ok(());
@@ -1971,14 +2027,33 @@ mod tests {
             p.extend(std::iter::repeat_n(0, 4 * entries));
             p
         };
-        assert!(mp4_check_box(b"stco", &stco(3, 3)).is_ok());
-        assert!(mp4_check_box(b"stco", &stco(3, 2)).is_err());
-        assert!(mp4_check_box(b"stco", &stco(u32::MAX, 1)).is_err());
-        assert!(mp4_check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 9]).is_ok()); // fixed size
-        assert!(mp4_check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]).is_err());
-        assert!(mp4_check_box(b"hdlr", &[0; 20]).is_err());
-        assert!(mp4_check_box(b"stsd", &[0, 0]).is_ok()); // found by fuzzing: sliced past its end
-        assert!(mp4_check_box(b"hdlr", &[0; 25]).is_ok());
+        assert!(mp4_check_box(b"stco", &stco(3, 3), 1_000).is_ok());
+        assert!(mp4_check_box(b"stco", &stco(3, 2), 1_000).is_err());
+        assert!(mp4_check_box(b"stco", &stco(u32::MAX, 1), 1_000).is_err());
+        assert!(mp4_check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 9], 100_000).is_ok()); // fixed size
+        assert!(mp4_check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], 1_000).is_err());
+        assert!(mp4_check_box(b"hdlr", &[0; 20], 1_000).is_err());
+        // Found by fuzzing: a sample declaring 3 GB was allocated before being read.
+        assert!(mp4_check_box(
+            b"stsz",
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 0xE8],
+            1_000
+        )
+        .is_ok());
+        assert!(mp4_check_box(
+            b"stsz",
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 0xE9],
+            1_000
+        )
+        .is_err());
+        assert!(mp4_check_box(b"stsz", &[0, 0, 0, 0, 0xB4, 0, 0, 0, 0, 0, 0, 1], 1_000).is_err());
+        let path = format!(
+            "{}/fuzz/regressions/audio/mp4-sample-size-3gb-oom.m4a",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        assert!(decode_to_pcm16k(&std::fs::read(path).unwrap(), None, 10.0).is_err());
+        assert!(mp4_check_box(b"stsd", &[0, 0], 1_000).is_ok()); // found by fuzzing: sliced past its end
+        assert!(mp4_check_box(b"hdlr", &[0; 25], 1_000).is_ok());
         // Tags are neutralised, tables inside moov/trak/mdia/minf/stbl are found.
         let stbl = boxed(b"stbl", &boxed(b"stco", &stco(1, 1)));
         let trak = boxed(
@@ -2035,6 +2110,24 @@ mod tests {
             Err(AudioError::Corrupt { detail }) => assert!(detail.contains("at 0 Hz"), "{detail}"),
             other => panic!("{other:?}"),
         }
+        // A LIST/INFO string declaring 800 MB: the chunk is skipped unread (any result).
+        let _ = decode_to_pcm16k(&reg("wav-info-string-800mb-oom.wav"), None, 10.0);
+        // An honest LIST chunk becomes JUNK and the audio still decodes.
+        let mut listed = wav(Fmt::I16, 16_000, 1, 100, sine(440.0, 16_000, 0.5));
+        let at = listed.len() - 200 - 8; // where the data chunk starts
+        let mut list = b"LIST\x0c\0\0\0INFOINAM\0\0\0\0".to_vec();
+        list.extend_from_slice(&listed[at..]);
+        listed.truncate(at);
+        listed.extend_from_slice(&list);
+        let riff = (listed.len() - 8) as u32;
+        listed[4..8].copy_from_slice(&riff.to_le_bytes());
+        let mut hardened = listed.clone();
+        wav_harden(&mut hardened).unwrap();
+        assert_eq!(&hardened[at..at + 4], b"JUNK");
+        assert_eq!(
+            decode_to_pcm16k(&listed, None, 10.0).unwrap().samples.len(),
+            100
+        );
         match decode_to_pcm16k(&reg("mp4-mdhd-timescale-0-panic.m4a"), None, 10.0) {
             Err(AudioError::Corrupt { detail }) => {
                 assert!(detail.contains("timescale of 0"), "{detail}")
@@ -2063,13 +2156,20 @@ mod tests {
             bytes[24..28].copy_from_slice(&(rate as u32).to_le_bytes());
             assert_eq!(decode_to_pcm16k(&bytes, None, 1e6).is_ok(), ok, "{rate} Hz");
         }
-        assert!(mp4_esds_has_es_descriptor(&[
+        assert!(mp4_esds_ok(&[
             0, 0, 0, 0, 0x03, 0x80, 0x80, 0x80, 0x05, 0, 1, 0, 4, 0
         ]));
-        assert!(!mp4_esds_has_es_descriptor(&[
+        assert!(!mp4_esds_ok(&[
             0, 0, 0, 0, 0x04, 0x01, 0x00, 0x06, 0x01, 0x02
         ]));
-        assert!(!mp4_esds_has_es_descriptor(&[0, 0, 0, 0, 0x04, 0xFF]));
+        assert!(!mp4_esds_ok(&[0, 0, 0, 0, 0x04, 0xFF]));
+        // ES → decoder config → decoder-specific info claiming 256 MiB: refused, not allocated.
+        let mut esds = vec![0, 0, 0, 0, 0x03, 22, 0, 1, 0, 0x04, 17];
+        esds.extend_from_slice(&[0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        esds.extend_from_slice(&[0x05, 0x02, 0x12, 0x10]);
+        assert!(mp4_esds_ok(&esds));
+        esds[9 + 2 + 13 + 1] = 0xFF; // the info's length, continued: 16 KB past the data
+        assert!(!mp4_esds_ok(&esds));
         let mut tags = b"ID3\x04\0\0\0\0\0\x03abc".to_vec();
         tags.extend_from_slice(&tags.clone()); // two tags, then a frame at the middle
         tags.extend_from_slice(&[0xFF, 0xF1, 0x50, 0x80, 0x02, 0x1F, 0xFC]);
@@ -2117,12 +2217,14 @@ mod tests {
     fn malformed_aac_and_alac_frames_are_skipped_not_fatal() {
         // Found by fuzzing: symphonia-codec-aac 0.5.5 indexed past its section and band arrays
         // on these frames, symphonia-codec-alac 0.5.5 past its buffers on a partial frame's
-        // length (a panic, i.e. a trap in wasm); the patched copies in vendor/ return a decode
-        // error instead, so the packet is skipped.
+        // length (a panic, i.e. a trap in wasm) and allocated 6 GB for a frame length of 2^32;
+        // the patched copies in vendor/ return a decode error instead (packet skipped, or for
+        // the frame length, the track refused).
         for name in [
             "aac-adts-zero-length-sections-oob.aac",
             "aac-max-sfb-past-band-table-oob.bin",
             "alac-partial-frame-length-oob.m4a",
+            "alac-frame-length-6gb-oom.m4a",
         ] {
             let path = format!(
                 "{}/fuzz/regressions/audio/{name}",

@@ -191,6 +191,13 @@ impl MagicCookie {
 
         // Only 8 channel layouts exist.
         // TODO: Support discrete/auxiliary channels.
+        // whisper-edge patch (found by fuzzing, see ../README.md): the decoder allocates (and
+        // zeroes) a buffer of `frame_length` frames per channel up front; 2^32 asked for 6 GB.
+        // Apple's encoder writes 4096; allow up to 2^16.
+        if config.frame_length == 0 || config.frame_length > 1 << 16 {
+            return decode_error("alac: invalid frame length");
+        }
+
         if config.num_channels < 1 || config.num_channels > 8 {
             return unsupported_error("alac: more than 8 channels");
         }
