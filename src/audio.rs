@@ -174,7 +174,8 @@ fn leading_id3v2_len(b: &[u8]) -> usize {
 /// with: FLAC tags become padding, MP4 tags become `free` boxes and its tables are checked,
 /// a WAV's format chunk is checked and its `LIST` chunks become `JUNK`. symphonia's probe scans data it does not recognise for a
 /// container marker anywhere in it and reads the container from there, so such data is
-/// hardened at every marker; a failed check there means "not audio".
+/// hardened at every marker (and ID3v2 tags in it are unmarked); a failed check there means
+/// "not audio".
 fn harden(b: &mut [u8]) -> Result<(), AudioError> {
     match sniff(b) {
         Sniff::Audio("FLAC") => flac_metadata_to_padding(b),
@@ -190,6 +191,7 @@ fn harden(b: &mut [u8]) -> Result<(), AudioError> {
                     b"fLaC" => Some((i, b"fLaC")),
                     b"ftyp" if i >= 4 => Some((i - 4, b"ftyp")),
                     b"RIFF" => Some((i, b"RIFF")),
+                    [b'I', b'D', b'3', 2..=4] => Some((i, b"ID3 ")),
                     _ => None,
                 })
                 .collect();
@@ -197,6 +199,9 @@ fn harden(b: &mut [u8]) -> Result<(), AudioError> {
                 match mark {
                     b"fLaC" => flac_metadata_to_padding(&mut b[at..]),
                     b"ftyp" => mp4_harden(&mut b[at..]).map_err(unrecognised)?,
+                    // An ID3v2 tag: symphonia reads it (frames of up to 4 GiB, allocated
+                    // first; found by fuzzing). Unmark it so the probe passes over it.
+                    b"ID3 " => b[at..at + 3].copy_from_slice(b"id3"),
                     _ => wav_harden(&mut b[at..]).map_err(unrecognised)?,
                 }
             }
@@ -2211,6 +2216,16 @@ mod tests {
         let huge = b"ID3\x03\0\0\x5f\x7f\x7f\x7fTIT2\x0b\xeb\xc2\0\0\0\0\0\0\0\0\0";
         assert_eq!(leading_id3v2_len(huge), huge.len());
         assert_eq!(decode_to_pcm16k(huge, None, 10.0), Err(AudioError::Empty));
+        // Found by fuzzing (id3-after-junk-654mb-frame-oom.bin): a tag after one junk byte was
+        // read by the probe, with a 654 MB frame. Now it is not read at all.
+        let path = format!(
+            "{}/fuzz/regressions/audio/id3-after-junk-654mb-frame-oom.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut junk = std::fs::read(path).unwrap();
+        assert!(decode_to_pcm16k(&junk, None, 10.0).is_err());
+        harden(&mut junk).unwrap();
+        assert_eq!(&junk[1..4], b"id3");
     }
 
     #[test]
