@@ -823,6 +823,7 @@ fn describe_unsupported_tracks(tracks: &[Track], sniffed: &Sniff, bytes: &[u8]) 
 /// and divides by the others; found by fuzzing, in a first and in a second `fmt ` chunk: it
 /// reads them all), and turns `LIST` chunks (INFO tags) into `JUNK`, which it skips unread:
 /// its INFO reader allocates each string's declared length first (800 MB, found by fuzzing).
+/// ADPCM with more than 2 channels is refused (415).
 fn wav_harden(b: &mut [u8]) -> Result<(), AudioError> {
     let mut pos = 12; // after "RIFF" size "WAVE"
     while pos + 8 <= b.len() {
@@ -831,6 +832,7 @@ fn wav_harden(b: &mut [u8]) -> Result<(), AudioError> {
             let Some(f) = b.get(pos + 8..pos + 8 + 14) else {
                 return Ok(());
             };
+            let tag = u16::from_le_bytes([f[0], f[1]]);
             let channels = u16::from_le_bytes([f[2], f[3]]);
             let rate = u32::from_le_bytes([f[4], f[5], f[6], f[7]]);
             let block_align = u16::from_le_bytes([f[12], f[13]]);
@@ -840,6 +842,20 @@ fn wav_harden(b: &mut [u8]) -> Result<(), AudioError> {
                         "WAV format chunk declares {channels} channels at {rate} Hz in blocks of {block_align} bytes"
                     ),
                 });
+            }
+            // symphonia's ADPCM decoder hits `unreachable!()` beyond 2 channels (found by
+            // fuzzing). (WAVE_FORMAT_EXTENSIBLE carries its sub-format 24 bytes in.)
+            let sub = if tag == 0xFFFE {
+                b.get(pos + 32..pos + 34)
+                    .map(|t| u16::from_le_bytes([t[0], t[1]]))
+            } else {
+                Some(tag)
+            };
+            if matches!(sub, Some(0x0002 | 0x0011)) && channels > 2 {
+                return Err(unsupported(format!(
+                    "{} audio with {channels} channels (1 or 2 are supported)",
+                    wav_codec_name(sub.unwrap_or(tag))
+                )));
             }
         } else if &b[pos..pos + 4] == b"LIST" {
             b[pos..pos + 4].copy_from_slice(b"JUNK");
@@ -2099,6 +2115,13 @@ mod tests {
         };
         match decode_to_pcm16k(&reg("wav-rate-0-panic.wav"), None, 10.0) {
             Err(AudioError::Corrupt { detail }) => assert!(detail.contains("at 0 Hz"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        match decode_to_pcm16k(&reg("wav-ima-adpcm-3ch-unreachable-panic.wav"), None, 10.0) {
+            Err(AudioError::Unsupported { format }) => assert!(
+                format.contains("IMA ADPCM audio with 3 channels"),
+                "{format}"
+            ),
             other => panic!("{other:?}"),
         }
         match decode_to_pcm16k(&reg("wav-rate-1.8ghz-oom.wav"), None, 10.0) {
