@@ -222,6 +222,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         let targets: [(&str, fn(&[u8])); 2] =
             [("audio", super::audio), ("multipart", super::multipart)];
+        let mut failures = Vec::new();
         for (name, run) in targets {
             let mut n = 0;
             for dir in ["corpus", "regressions"] {
@@ -242,13 +243,14 @@ mod tests {
                 for path in paths {
                     let data = std::fs::read(&path).unwrap();
                     if std::panic::catch_unwind(|| run(&data)).is_err() {
-                        panic!("fuzz target {name} fails on {}", path.display());
+                        failures.push(format!("fuzz target {name} fails on {}", path.display()));
                     }
                     n += 1;
                 }
             }
             assert!(n >= 3, "only {n} committed inputs for fuzz target {name}");
         }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
