@@ -181,7 +181,11 @@ fn harden(b: &mut [u8]) -> Result<(), AudioError> {
         Sniff::Audio("FLAC") => flac_metadata_to_padding(b),
         Sniff::Audio("MP4/M4A") => mp4_harden(b)?,
         Sniff::Audio("WAV") => wav_harden(b)?,
-        Sniff::Audio(_) => {}
+        // The probe reads these from the first byte. MPEG/ADTS only if the first two bytes
+        // are one of its markers: else it scans on (found by fuzzing: a sync word of a layer
+        // we sniff as MPEG but it does not register, then a FLAC with a 2 GB picture block).
+        Sniff::Audio("Ogg") => {}
+        _ if probe_marker_at_start(b) => {}
         _ => {
             let unrecognised = |_| unsupported("unrecognised data (no known audio signature)");
             let marks: Vec<(usize, &[u8; 4])> = b
@@ -210,6 +214,17 @@ fn harden(b: &mut [u8]) -> Result<(), AudioError> {
     Ok(())
 }
 
+/// Whether `b` starts with one of the MPEG audio (layers I–III) or ADTS markers symphonia's
+/// probe registers, so that it reads the stream from there rather than scanning further.
+fn probe_marker_at_start(b: &[u8]) -> bool {
+    match b {
+        [0xFF, 0xF1, ..] => true, // ADTS (MPEG-4)
+        // 11 sync bits, a version other than "reserved" (01), a layer other than 00.
+        [0xFF, x, ..] => x & 0xE0 == 0xE0 && x & 0x18 != 0x08 && x & 0x06 != 0,
+        _ => false,
+    }
+}
+
 /// Makes an MP4/M4A safe to hand to symphonia 0.5, in place: its metadata boxes (`udta`,
 /// `meta`: tags, cover art) become `free` boxes, which it skips unread, and the sample tables
 /// and `hdlr` boxes it reads must be as long as they declare. symphonia allocates a table
@@ -227,7 +242,7 @@ fn mp4_harden(b: &mut [u8]) -> Result<(), AudioError> {
                 // symphonia allocates `hdlr`'s declared name length before reading it.
                 b"hdlr" if cut => {
                     return Err(AudioError::Corrupt {
-                        detail: "MP4 'hdlr' box runs past the end of its parent".into(),
+                        detail: "MP4 'hdlr' box runs past the end of the file".into(),
                     })
                 }
                 _ => mp4_check_box(&kind, &b[payload], b.len())?,
@@ -238,8 +253,8 @@ fn mp4_harden(b: &mut [u8]) -> Result<(), AudioError> {
     walk(b, 0..b.len(), 0)
 }
 
-/// The boxes in `b[range]`: (start of the box, type, payload range, whether it is cut), up to
-/// the first malformed header; a box running past the end of `range` (a cut file) is cut to it.
+/// The boxes in `b[range]`: (start of the box, type, payload range, whether it runs past the
+/// end of `b`), up to the first malformed header.
 #[allow(clippy::type_complexity)]
 fn mp4_children(
     b: &[u8],
@@ -266,10 +281,17 @@ fn mp4_children(
         if size < header {
             break;
         }
+        // symphonia reads a box to its declared end even past its parent's (found by fuzzing:
+        // an `stsd` running out of a 24-byte `stbl` still had its `esds` read), so the payload
+        // is taken as declared, up to the end of the data; siblings stop at the parent's end.
         let declared_end = pos.saturating_add(size);
-        let box_end = declared_end.min(end);
-        out.push((pos, kind, pos + header..box_end, declared_end > end));
-        pos = box_end;
+        out.push((
+            pos,
+            kind,
+            pos + header..declared_end.min(b.len()),
+            declared_end > b.len(),
+        ));
+        pos = declared_end.min(end);
     }
     out
 }
@@ -2166,6 +2188,21 @@ mod tests {
             Err(AudioError::Corrupt { detail }) => assert!(detail.contains("esds"), "{detail}"),
             other => panic!("{other:?}"),
         }
+        match decode_to_pcm16k(&reg("mp4-stsd-past-stbl-esds-panic.bin"), None, 10.0) {
+            Err(AudioError::Unsupported { format }) => {
+                assert!(format.contains("unrecognised"), "{format}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unregistered MPEG sync word, then a FLAC with a 2 GB picture block.
+        assert!(decode_to_pcm16k(
+            &reg("unregistered-sync-then-flac-picture-oom.bin"),
+            None,
+            10.0
+        )
+        .is_err());
+        assert!(probe_marker_at_start(&[0xFF, 0xFB, 0x90]) && probe_marker_at_start(&[0xFF, 0xF1]));
+        assert!(!probe_marker_at_start(&[0xFF, 0xF9]) && !probe_marker_at_start(&[0xFF, 0xEB]));
         match decode_to_pcm16k(&reg("mp4-hdlr-size-0-capacity-overflow.m4a"), None, 10.0) {
             Err(AudioError::Corrupt { detail }) => assert!(detail.contains("hdlr"), "{detail}"),
             other => panic!("{other:?}"),
