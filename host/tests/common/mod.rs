@@ -29,19 +29,24 @@ pub fn require<T>(what: Result<T, String>) -> Option<T> {
 
 /// ORT_DYLIB_PATH, else the library of the repository's venv (scripts/setup-python.sh).
 pub fn ort_library() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return Ok(PathBuf::from(p));
+    env_or_venv_library("ORT_DYLIB_PATH", "onnxruntime/capi", "libonnxruntime.so.")
+        .ok_or_else(|| "no ONNX Runtime library: set ORT_DYLIB_PATH or run scripts/setup-python.sh".into())
+}
+
+/// `$var`, else the first `<dir>/<prefix>*` in the site-packages of the repository's venv.
+fn env_or_venv_library(var: &str, dir: &str, prefix: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
     }
     let lib = repo_root().join(".venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
-        entries.filter_map(Result::ok).find_map(|python| {
-            let capi = python.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(&capi).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so."))
-            })
-        })
-    });
-    found.ok_or_else(|| "no ONNX Runtime library: set ORT_DYLIB_PATH or run scripts/setup-python.sh".into())
+    std::fs::read_dir(&lib).ok()?.filter_map(Result::ok).find_map(|python| {
+        let dir = python.path().join("site-packages").join(dir);
+        std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+    })
 }
 
 pub fn python() -> PathBuf {
@@ -84,19 +89,8 @@ pub fn backend() -> Result<&'static OrtBackend, String> {
 
 /// OPENVINO_LIB, else the OpenVINO C library of the repository's venv (scripts/setup-python.sh).
 pub fn openvino_library() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("OPENVINO_LIB") {
-        return Ok(PathBuf::from(p));
-    }
-    let lib = repo_root().join(".venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
-        entries.filter_map(Result::ok).find_map(|python| {
-            let libs = python.path().join("site-packages/openvino/libs");
-            std::fs::read_dir(&libs).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libopenvino_c.so."))
-            })
-        })
-    });
-    found.ok_or_else(|| "no OpenVINO library: set OPENVINO_LIB or run scripts/setup-python.sh".into())
+    env_or_venv_library("OPENVINO_LIB", "openvino/libs", "libopenvino_c.so.")
+        .ok_or_else(|| "no OpenVINO library: set OPENVINO_LIB or run scripts/setup-python.sh".into())
 }
 
 /// The process's OpenVINO backend (2 threads).
