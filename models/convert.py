@@ -26,7 +26,7 @@ import onnx
 from . import ct2, graphs
 from .sources import MODELS, ConvertError, ModelDef, cache_dir, fetch_ct2, load_pins, log
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 STAMP = "stamp.json"
 GRAPHS = ("encoder", "decoder", "meta")
 

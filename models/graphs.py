@@ -5,8 +5,9 @@ Shapes and names follow models/README.md (the contract). Architecture (openai/wh
 encoder: mel [B, n_mels, 3000]
     -> Conv1d(k3, p1) + GELU -> Conv1d(k3, s2, p1) + GELU -> [B, 1500, D] + sinusoidal positions
     -> n_audio_layer pre-LN blocks (self-attention, MLP with GELU) -> LayerNorm (ln_post)
-    -> for every decoder layer: cross K = x Wk (no bias), V = x Wv + bv  => cross_kv [L, 2, B, 1500, D]
-decoder: token embedding + learned positions P..P+T-1 (P read from the shape of `past`)
+    -> for every decoder layer i: cross K = x Wk (no bias), V = x Wv + bv, split into heads
+       => cross_k<i> [B, H, dh, 1500] (transposed), cross_v<i> [B, H, 1500, dh]
+decoder: token embedding + learned positions P..P+T-1 (P read from the shape of `past_k0`)
     -> n_text_layer pre-LN blocks (causal self-attention over [past ; new], cross-attention, MLP)
     -> LayerNorm -> logits of the last position = x_last @ embedding^T (tied weights)
 
@@ -298,6 +299,16 @@ class _Builder:
         o = self.op("MatMul", [w, vh], hint="attn_o")
         return self.merge_heads(o, d), w
 
+    def attention_heads(self, q: str, kt: str, vh: str, n_head: int, d: int, mask: str | None = None):
+        """q [B,T,D] (pre-scaled), kt [Bk,H,dh,S], vh [Bk,H,S,dh] -> (out [B,T,D], weights [B,H,T,S])."""
+        qh = self.split_heads(q, n_head, d // n_head, [0, 2, 1, 3])
+        s = self.op("MatMul", [qh, kt], hint="scores")
+        if mask is not None:
+            s = self.op("Add", [s, mask], hint="masked")
+        w = self.op("Softmax", [s], hint="attn_w", axis=-1)
+        o = self.op("MatMul", [w, vh], hint="attn_o")
+        return self.merge_heads(o, d), w
+
     def model(self, inputs, outputs, name: str, doc: str) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -334,20 +345,27 @@ def build_encoder(w: Whisper) -> onnx.ModelProto:
         x = b.op("Add", [x, b.mlp(x, layer.mlp_ln, layer.fc1, layer.fc2, n)], hint="x")
     x = b.layer_norm(x, w.ln_post, "encoder.ln_post")
 
-    # Cross-attention keys/values of every decoder layer: [L, 2, B, 1500, D].
-    per_layer = []
+    # Cross-attention keys/values of every decoder layer, one output each, already in the layout
+    # the decoder's attention products read (K transposed), so a decoder step uses them as they
+    # are: no per-step slicing, splitting or transposing of these 37 MB (base).
+    dh = w.n_text_state // w.n_text_head
+    outputs = []
     for i, layer in enumerate(w.dec_layers):
         n = f"decoder.blocks.{i}.cross_attn"
         k = b.linear(x, layer.cross_k, n + ".key")
         v = b.linear(x, layer.cross_v, n + ".value")
-        kv = b.op("Concat", [b.op("Unsqueeze", [k, b.i64([0])]), b.op("Unsqueeze", [v, b.i64([0])])], axis=0)
-        per_layer.append(b.op("Unsqueeze", [kv, b.i64([0])]))
-    b.nodes.append(helper.make_node("Concat", per_layer, ["cross_kv"], name="n_cross_kv", axis=0))
+        b.nodes.append(helper.make_node(
+            "Transpose", [b.op("Reshape", [k, b.i64([0, 0, w.n_text_head, dh])])], [f"cross_k{i}"],
+            name=f"n_cross_k{i}", perm=[0, 2, 3, 1]))
+        b.nodes.append(helper.make_node(
+            "Transpose", [b.op("Reshape", [v, b.i64([0, 0, w.n_text_head, dh])])], [f"cross_v{i}"],
+            name=f"n_cross_v{i}", perm=[0, 2, 1, 3]))
+        outputs += [_vi(f"cross_k{i}", TensorProto.FLOAT, ["B", w.n_text_head, dh, w.n_audio_ctx]),
+                    _vi(f"cross_v{i}", TensorProto.FLOAT, ["B", w.n_text_head, w.n_audio_ctx, dh])]
 
     inputs = [_vi("mel", TensorProto.FLOAT, ["B", w.n_mels, 2 * w.n_audio_ctx])]
-    outputs = [_vi("cross_kv", TensorProto.FLOAT, [w.n_text_layer, 2, "B", w.n_audio_ctx, w.n_text_state])]
     return b.model(inputs, outputs, "whisper_encoder",
-                   "Whisper encoder: log-mel -> per-decoder-layer cross-attention K/V")
+                   "Whisper encoder: log-mel -> per-decoder-layer cross-attention K (transposed) and V")
 
 
 # ----------------------------------------------------------------------------- decoder
@@ -364,8 +382,8 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
     d, n_head = w.n_text_state, w.n_text_head
     emb = b.init("token_embedding", w.tok_emb)
 
-    # P (cached positions) from the shape of `past`, T (new tokens) from the shape of `tokens`.
-    p = b.op("Gather", [b.op("Shape", ["past"]), b.i64(3)], hint="P", axis=0)
+    # P (cached positions) from the shape of `past_k0`, T (new tokens) from the shape of `tokens`.
+    p = b.op("Gather", [b.op("Shape", ["past_k0"]), b.i64(3)], hint="P", axis=0)
     t = b.op("Gather", [b.op("Shape", ["tokens"]), b.i64(1)], hint="T", axis=0)
     p_end = b.op("Add", [p, t], hint="P_plus_T")
     positions = b.op("Range", [p, p_end, b.i64(1)], hint="positions")  # [T]
@@ -378,21 +396,15 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
     cols = b.op("Unsqueeze", [b.op("Range", [b.i64(0), p_end, b.i64(1)]), b.i64([0])])  # [1, P+T]
     mask = b.op("Where", [b.op("Greater", [cols, rows]), b.f32(MASK_VALUE), b.f32(0.0)], hint="mask")
 
-    # past rows reordered/expanded by cache_index: [L, 2, B, P, D]. With P = 0 there is nothing to
-    # gather and `past` may even have Bp = 0, so that case makes an empty tensor instead.
-    n_batch = b.op("Shape", ["cache_index"], hint="B")  # [1]
-    empty_shape = b.op("Concat", [b.i64([w.n_text_layer, 2]), n_batch, b.i64([0, d])], hint="empty_shape", axis=0)
-    then_g = helper.make_graph(
-        [helper.make_node("ConstantOfShape", [empty_shape], ["past_empty"], name="n_past_empty",
-                          value=numpy_helper.from_array(np.zeros(1, np.float32)))],
-        "past_is_empty", [], [_vi("past_empty", TensorProto.FLOAT, None)])
-    else_g = helper.make_graph(
-        [helper.make_node("Gather", ["past", "cache_index"], ["past_gathered"], name="n_past_gather", axis=2)],
-        "past_gather", [], [_vi("past_gathered", TensorProto.FLOAT, None)])
-    past = b.op("If", [b.op("Equal", [p, b.i64(0)], hint="p_is_0")], hint="past_g",
-                then_branch=then_g, else_branch=else_g)
+    # Row b of the new cache continues row cache_index[b] of `past_*`. With P = 0 there is nothing
+    # to continue: every row reads row 0 of the (empty, Bp >= 1) past, whatever cache_index says.
+    p_pos = b.op("Cast", [b.op("Greater", [p, b.i64(0)])], hint="p_pos", to=TensorProto.INT64)
+    rows_from = b.op("Mul", ["cache_index", p_pos], hint="rows_from")
 
-    presents, align_parts = [], []
+    dh = d // n_head
+    ba = b.op("Shape", ["cross_k0"], hint="Ba", end=1)  # [1]
+    t1 = b.op("Unsqueeze", [t, b.i64([0])], hint="T1")  # [1]
+    align_parts = []
     heads_by_layer: dict[int, list[int]] = {}
     alignment_heads = [(int(l), int(h)) for l, h in alignment_heads]
     for layer_i, head in alignment_heads:
@@ -401,29 +413,25 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
         heads_by_layer.setdefault(layer_i, []).append(head)
     for i, layer in enumerate(w.dec_layers):
         n = f"decoder.blocks.{i}"
-        lp = b.op("Gather", [past, b.i64(i)], axis=0)  # [2, B, P, D]
-        pk = b.op("Gather", [lp, b.i64(0)], hint="past_k", axis=0)
-        pv = b.op("Gather", [lp, b.i64(1)], hint="past_v", axis=0)
-
         h = b.layer_norm(x, layer.attn_ln, n + ".attn_ln")
         qkv = b.linear(h, layer.qkv, n + ".attn.qkv")
         q, k, v = b.op("Split", [qkv, b.i64([d, d, d])], n_out=3, axis=-1)
-        k_all = b.op("Concat", [pk, k], hint="k_all", axis=1)  # [B, P+T, D]
-        v_all = b.op("Concat", [pv, v], hint="v_all", axis=1)
-        kv = b.op("Concat", [b.op("Unsqueeze", [k_all, b.i64([0])]), b.op("Unsqueeze", [v_all, b.i64([0])])], axis=0)
-        presents.append(b.op("Unsqueeze", [kv, b.i64([0])]))
-        a, _ = b.attention(q, k_all, v_all, n_head, d, mask=mask)
+        # The cache keeps each layer's K transposed ([B, H, dh, P]) and V as [B, H, P, dh]: the
+        # attention products read them as they are, and a step appends T columns / rows.
+        pk = b.op("Gather", [f"past_k{i}", rows_from], hint="past_k", axis=0)
+        pv = b.op("Gather", [f"past_v{i}", rows_from], hint="past_v", axis=0)
+        b.nodes.append(helper.make_node("Concat", [pk, b.split_heads(k, n_head, dh, [0, 2, 3, 1])],
+                                        [f"present_k{i}"], name=f"n_present_k{i}", axis=3))
+        b.nodes.append(helper.make_node("Concat", [pv, b.split_heads(v, n_head, dh, [0, 2, 1, 3])],
+                                        [f"present_v{i}"], name=f"n_present_v{i}", axis=2))
+        a, _ = b.attention_heads(q, f"present_k{i}", f"present_v{i}", n_head, d, mask=mask)
         x = b.op("Add", [x, b.linear(a, layer.out, n + ".attn.out")], hint="x")
 
         h = b.layer_norm(x, layer.cross_ln, n + ".cross_attn_ln")
         cq = b.linear(h, layer.cross_q, n + ".cross_attn.query")
-        ckv = b.op("Gather", ["cross_kv", b.i64(i)], axis=0)  # [2, Ba, 1500, D]
-        ck = b.op("Gather", [ckv, b.i64(0)], hint="cross_k", axis=0)
-        cv = b.op("Gather", [ckv, b.i64(1)], hint="cross_v", axis=0)
-        # MatMul broadcasts the batch dimension: Ba = 1 serves all B beams.
-        a, weights = b.attention(cq, ck, cv, n_head, d)
-        if i in heads_by_layer:
-            align_parts.append(b.op("Gather", [weights, b.i64(heads_by_layer[i])], hint="align", axis=1))
+        a, align = cross_attention(b, cq, i, heads_by_layer.get(i, []), n_head, d, w.n_audio_ctx, ba, t1)
+        if align is not None:
+            align_parts.append(align)
         x = b.op("Add", [x, b.linear(a, layer.cross_out, n + ".cross_attn.out")], hint="x")
 
         x = b.op("Add", [x, b.mlp(x, layer.mlp_ln, layer.fc1, layer.fc2, n)], hint="x")
@@ -441,7 +449,6 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
             name="n_logits"))
     else:
         raise ValueError(f"tied_logits={tied_logits!r}")
-    b.nodes.append(helper.make_node("Concat", presents, ["present"], name="n_present", axis=0))
     if not align_parts:
         raise ValueError("the model config lists no alignment heads")
     # The pieces come layer by layer; reorder to the config's order if that differs.
@@ -453,20 +460,49 @@ def build_decoder(w: Whisper, alignment_heads: list[list[int]], tied_logits: str
         cat = b.op("Concat", align_parts, hint="align_cat", axis=1)
         b.nodes.append(helper.make_node("Gather", [cat, b.i64(order)], ["alignment"], name="n_alignment", axis=1))
 
-    L, D, A = w.n_text_layer, d, w.n_audio_ctx
-    inputs = [
-        _vi("tokens", TensorProto.INT64, ["B", "T"]),
-        _vi("past", TensorProto.FLOAT, [L, 2, "Bp", "P", D]),
-        _vi("cache_index", TensorProto.INT64, ["B"]),
-        _vi("cross_kv", TensorProto.FLOAT, [L, 2, "Ba", A, D]),
-    ]
-    outputs = [
-        _vi("logits", TensorProto.FLOAT, ["B", w.n_vocab]),
-        _vi("present", TensorProto.FLOAT, [L, 2, "B", "P_plus_T", D]),
-        _vi("alignment", TensorProto.FLOAT, ["B", len(alignment_heads), "T", A]),
-    ]
+    H, A = n_head, w.n_audio_ctx
+    inputs = [_vi("tokens", TensorProto.INT64, ["B", "T"]), _vi("cache_index", TensorProto.INT64, ["B"])]
+    outputs = [_vi("logits", TensorProto.FLOAT, ["B", w.n_vocab])]
+    for i in range(w.n_text_layer):
+        inputs += [_vi(f"past_k{i}", TensorProto.FLOAT, ["Bp", H, dh, "P"]),
+                   _vi(f"past_v{i}", TensorProto.FLOAT, ["Bp", H, "P", dh])]
+    for i in range(w.n_text_layer):
+        inputs += [_vi(f"cross_k{i}", TensorProto.FLOAT, ["Ba", H, dh, A]),
+                   _vi(f"cross_v{i}", TensorProto.FLOAT, ["Ba", H, A, dh])]
+    for i in range(w.n_text_layer):
+        outputs += [_vi(f"present_k{i}", TensorProto.FLOAT, ["B", H, dh, "P_plus_T"]),
+                    _vi(f"present_v{i}", TensorProto.FLOAT, ["B", H, "P_plus_T", dh])]
+    outputs.append(_vi("alignment", TensorProto.FLOAT, ["B", len(alignment_heads), "T", A]))
     return b.model(inputs, outputs, "whisper_decoder",
                    "Whisper decoder step: tokens + self-attention cache + cross K/V -> last logits")
+
+
+def cross_attention(b: _Builder, q: str, i: int, heads: list[int], n_head: int, d: int, n_audio: int,
+                    ba: str, t1: str):
+    """Cross-attention of layer i: q [B, T, D] (pre-scaled) over cross_k<i> [Ba, H, dh, A] and
+    cross_v<i> [Ba, H, A, dh], where B is a multiple of Ba (Ba = 1: all B beams share one audio).
+
+    The B / Ba rows that share an audio go into one matrix product per head, ([B/Ba * T, dh] x
+    [dh, A]), so K and V are read once per step, not once per beam. Returns (out [B, T, D],
+    the weights of `heads` as [B, len(heads), T, A], or None without heads).
+    """
+    dh = d // n_head
+    shape = lambda *parts: b.op("Concat", [p if isinstance(p, str) else b.i64(p) for p in parts], axis=0)
+    qh = b.op("Reshape", [q, shape(ba, [-1], t1, [n_head, dh])])  # [Ba, B/Ba, T, H, dh]
+    qh = b.op("Transpose", [qh], perm=[0, 3, 1, 2, 4])  # [Ba, H, B/Ba, T, dh]
+    qh = b.op("Reshape", [qh, shape(ba, [n_head, -1, dh])])  # [Ba, H, B/Ba*T, dh]
+    s = b.op("MatMul", [qh, f"cross_k{i}"], hint="scores")
+    w = b.op("Softmax", [s], hint="attn_w", axis=-1)  # [Ba, H, B/Ba*T, A]
+    o = b.op("MatMul", [w, f"cross_v{i}"], hint="attn_o")  # [Ba, H, B/Ba*T, dh]
+    o = b.op("Reshape", [o, shape(ba, [n_head, -1], t1, [dh])])  # [Ba, H, B/Ba, T, dh]
+    o = b.op("Transpose", [o], perm=[0, 2, 3, 1, 4])  # [Ba, B/Ba, T, H, dh]
+    out = b.op("Reshape", [o, shape([-1], t1, [d])])  # [B, T, D]
+    if not heads:
+        return out, None
+    a = b.op("Gather", [w, b.i64(heads)], hint="align", axis=1)  # [Ba, h, B/Ba*T, A]
+    a = b.op("Reshape", [a, shape(ba, [len(heads), -1], t1, [n_audio])])
+    a = b.op("Transpose", [a], perm=[0, 2, 1, 3, 4])  # [Ba, B/Ba, h, T, A]
+    return out, b.op("Reshape", [a, shape([-1, len(heads)], t1, [n_audio])])
 
 
 # ----------------------------------------------------------------------------- meta

@@ -3,11 +3,16 @@
 Used by the tests to check the graphs against faster-whisper token for token, and as an
 executable description of how the host/component are meant to drive the graphs:
 
-    mel      = log_mel(audio)                        # [n_mels, 3000], as faster-whisper computes it
-    cross_kv = encoder(mel[None])                    # [L, 2, 1, 1500, D]
-    step 1   : decoder(tokens=[[sot]], past=[L,2,1,0,D] empty)       -> language logits at sot
-    step 2   : decoder(tokens=[[lang, transcribe, notimestamps]], past=present)
-    step n   : decoder(tokens=[[last]], past=present) ... until eot
+    mel    = log_mel(audio)              # [n_mels, 3000], as faster-whisper computes it
+    cross  = encoder(mel[None])          # per decoder layer i < L: cross_k{i} [1, H, dh, 1500] (K transposed),
+                                         #                          cross_v{i} [1, H, 1500, dh]
+    step 1 : decoder(tokens=[[sot]], cache_index=[0], **cross,
+                     past_k{i}=[1, H, dh, 0], past_v{i}=[1, H, 0, dh] empty)   -> language logits at sot
+    step 2 : decoder(tokens=[[lang, transcribe, notimestamps]], past_k{i}=present_k{i}, past_v{i}=present_v{i})
+    step n : decoder(tokens=[[last]], past_*=present_*) ... until eot
+
+(The host keeps `cross_*` and `cache_index` between steps and carries every `present<S>` into
+`past<S>` itself; here `step` feeds everything each time.)
 
 Usage: python -m models.reference models/build/base clip.wav [--language en]
 """
@@ -66,28 +71,41 @@ class OnnxWhisper:
         self.vocab = bytes(blobs["vocab"]).decode("utf-8").split("\n")
         self.merges = bytes(blobs["merges"]).decode("utf-8").split("\n")
         dims = self.config["dims"]
-        self.n_layer, self.d = dims["n_text_layer"], dims["n_text_state"]
+        self.n_layer, self.d, self.n_head = dims["n_text_layer"], dims["n_text_state"], dims["n_text_head"]
+        self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
+        self.present_names = [o.name for o in self.decoder.get_outputs() if o.name.startswith("present")]
         self.tok = self.config["tokens"]
         self.lang_ids = {code: i for code, i in self.config["languages"]}
         self._byte_decoder = _gpt2_byte_decoder()
 
     # --- graphs
 
-    def encode(self, mel: np.ndarray) -> np.ndarray:
+    def encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        """The encoder's outputs by name (`cross_k{i}`, `cross_v{i}`): all of them are decoder inputs."""
         if mel.ndim == 2:
             mel = mel[None]
-        return self.encoder.run(["cross_kv"], {"mel": mel.astype(np.float32)})[0]
+        return dict(zip(self.encoder_outputs, self.encoder.run(self.encoder_outputs, {"mel": mel.astype(np.float32)})))
 
-    def empty_past(self, batch: int = 1) -> np.ndarray:
-        return np.zeros((self.n_layer, 2, batch, 0, self.d), dtype=np.float32)
+    def empty_past(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """An empty self-attention cache (P = 0): `past_k{i}` [batch, H, dh, 0], `past_v{i}` [batch, H, 0, dh]."""
+        h, dh = self.n_head, self.d // self.n_head
+        past = {}
+        for i in range(self.n_layer):
+            past[f"past_k{i}"] = np.zeros((batch, h, dh, 0), dtype=np.float32)
+            past[f"past_v{i}"] = np.zeros((batch, h, 0, dh), dtype=np.float32)
+        return past
 
-    def step(self, tokens, past, cross_kv, cache_index=None, outputs=("logits", "present")):
+    def step(self, tokens, past: dict, cross: dict, cache_index=None, outputs=("logits", "present")):
+        """One decoder step. `outputs` names what to return, in that order: "logits", "alignment", and
+        "present", which is every `present<S>` output as a dict keyed `past<S>` (feed it back as `past`)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         if cache_index is None:
             cache_index = np.arange(tokens.shape[0], dtype=np.int64)
-        feeds = {"tokens": tokens, "past": past, "cache_index": np.asarray(cache_index, dtype=np.int64),
-                 "cross_kv": cross_kv}
-        return self.decoder.run(list(outputs), feeds)
+        feeds = {"tokens": tokens, "cache_index": np.asarray(cache_index, dtype=np.int64), **past, **cross}
+        names = [n for o in outputs for n in (self.present_names if o == "present" else [o])]
+        values = dict(zip(names, self.decoder.run(names, feeds)))
+        return [{"past" + n[len("present"):]: values[n] for n in self.present_names} if o == "present" else values[o]
+                for o in outputs]
 
     # --- decoding
 
@@ -97,9 +115,9 @@ class OnnxWhisper:
         extra = [t["transcribe"], t["translate"], t["sot"], t["sot_prev"], t["sot_lm"], t["no_speech"]]
         return sorted(set(self.config["suppress_ids"]) | set(extra))
 
-    def detect_language(self, cross_kv: np.ndarray):
+    def detect_language(self, cross: dict):
         """Language distribution from the logits at the sot position; also returns the cache."""
-        logits, present = self.step([[self.tok["sot"]]], self.empty_past(), cross_kv)
+        logits, present = self.step([[self.tok["sot"]]], self.empty_past(), cross)
         if not self.config["multilingual"]:
             return "en", {"en": 1.0}, present
         codes = list(self.lang_ids)
@@ -116,21 +134,21 @@ class OnnxWhisper:
         t0 = time.perf_counter()
         mel = log_mel(audio, self.config["dims"]["n_mels"])
         t1 = time.perf_counter()
-        cross_kv = self.encode(mel)
+        cross = self.encode(mel)
         t2 = time.perf_counter()
         timings["mel_s"], timings["encoder_s"] = t1 - t0, t2 - t1
 
         t = self.tok
         if self.config["multilingual"]:
-            detected, probs, past = self.detect_language(cross_kv)
+            detected, probs, past = self.detect_language(cross)
             language = language or detected
             prompt_rest = [self.lang_ids[language], t["transcribe"], t["no_timestamps"]]
-            logits, past = self.step([prompt_rest], past, cross_kv)
+            logits, past = self.step([prompt_rest], past, cross)
             n_prompt = 1 + len(prompt_rest)
         else:
             detected, probs = "en", {"en": 1.0}
             language = "en"
-            logits, past = self.step([[t["sot"], t["no_timestamps"]]], self.empty_past(), cross_kv)
+            logits, past = self.step([[t["sot"], t["no_timestamps"]]], self.empty_past(), cross)
             n_prompt = 2
 
         suppress = np.array(self.suppress_ids())
@@ -149,7 +167,7 @@ class OnnxWhisper:
             tokens.append(nxt)
             if len(tokens) >= limit:
                 break
-            logits, past = self.step([[nxt]], past, cross_kv)
+            logits, past = self.step([[nxt]], past, cross)
         timings["decoder_s"] = time.perf_counter() - t2
         timings["n_tokens"] = len(tokens)
         return Result(detected, probs, tokens, self.decode_text(tokens), timings)

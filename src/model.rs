@@ -17,6 +17,7 @@ pub struct Dims {
     pub n_text_ctx: usize,
     pub n_text_state: usize, // d_model of the decoder
     pub n_text_layer: usize,
+    pub n_text_head: usize,
     pub n_vocab: usize,
 }
 

@@ -2,10 +2,11 @@
 //! (`<model>/encoder`, `<model>/decoder`, `<model>/meta`; see models/README.md), so the
 //! component never touches model files.
 //!
-//! Tensors cross the boundary as little as possible: the encoder's `cross_kv` output is
-//! handed to the decoder as a resource without ever being read into guest memory, the
-//! decoder keeps it (and `cache_index`) between steps, and its self-attention cache
-//! (`present` → `past`) never leaves the host. A step sends `tokens` and reads `logits`.
+//! Tensors cross the boundary as little as possible: the encoder's outputs (each decoder
+//! layer's cross-attention K and V, `cross_k<i>`/`cross_v<i>`) are handed to the decoder as
+//! resources without ever being read into guest memory, the decoder keeps them (and
+//! `cache_index`) between steps, and its self-attention cache (`present_k<i>` → `past_k<i>`,
+//! `present_v<i>` → `past_v<i>`) never leaves the host. A step sends `tokens` and reads `logits`.
 
 use crate::error::Error;
 use crate::http::Engine;
@@ -68,10 +69,11 @@ impl Engine for WasiNnEngine {
             encoder_ctx: encoder.init_execution_context().map_err(nn_error("encoder context"))?,
             decoder_ctx: decoder.init_execution_context().map_err(nn_error("decoder context"))?,
             _graphs: [encoder, decoder],
-            cross_kv: None,
+            cross: Vec::new(),
             sent_cache_index: None,
             n_mels: desc.config.dims.n_mels,
             n_layers: desc.config.dims.n_text_layer,
+            n_heads: desc.config.dims.n_text_head,
             d_model: desc.config.dims.n_text_state,
         };
         Ok((desc, Box::new(nn)))
@@ -82,12 +84,13 @@ struct WasiNn {
     encoder_ctx: GraphExecutionContext,
     decoder_ctx: GraphExecutionContext,
     _graphs: [Graph; 2],
-    /// The latest encoder output, until the decoder takes it.
-    cross_kv: Option<Tensor>,
+    /// The latest encoder outputs (all of them are decoder inputs), until the decoder takes them.
+    cross: Vec<(String, Tensor)>,
     /// `cache_index` as the decoder last received it (inputs persist in the host's context).
     sent_cache_index: Option<Vec<u32>>,
     n_mels: usize,
     n_layers: usize,
+    n_heads: usize,
     d_model: usize,
 }
 
@@ -96,8 +99,7 @@ impl Inference for WasiNn {
         let frames = (mel.len() / self.n_mels) as u32;
         let data: Vec<u8> = mel.iter().flat_map(|x| x.to_le_bytes()).collect();
         let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, &data);
-        let mut out = self.encoder_ctx.compute(vec![("mel".into(), t)]).map_err(nn_error("encoder"))?;
-        self.cross_kv = Some(take_output(&mut out, "cross_kv")?);
+        self.cross = self.encoder_ctx.compute(vec![("mel".into(), t)]).map_err(nn_error("encoder"))?;
         Ok(())
     }
 
@@ -112,12 +114,14 @@ impl Inference for WasiNn {
         let t = tokens.len() / batch.max(1);
         let ids: Vec<u8> = tokens.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();
         let mut inputs = vec![("tokens".to_string(), Tensor::new(&[batch as u32, t as u32], TensorType::I64, &ids))];
-        if let Some(kv) = self.cross_kv.take() {
-            inputs.push(("cross_kv".into(), kv));
-        }
+        inputs.append(&mut self.cross);
         if restart {
-            let dims = [self.n_layers as u32, 2, 1, 0, self.d_model as u32];
-            inputs.push(("past".into(), Tensor::new(&dims, TensorType::Fp32, &[])));
+            // Empty caches: K is kept transposed ([B, H, dh, P]), V as [B, H, P, dh].
+            let (h, dh) = (self.n_heads as u32, (self.d_model / self.n_heads.max(1)) as u32);
+            for i in 0..self.n_layers {
+                inputs.push((format!("past_k{i}"), Tensor::new(&[1, h, dh, 0], TensorType::Fp32, &[])));
+                inputs.push((format!("past_v{i}"), Tensor::new(&[1, h, 0, dh], TensorType::Fp32, &[])));
+            }
         }
         if self.sent_cache_index.as_deref() != Some(cache_index) {
             let idx: Vec<u8> = cache_index.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();

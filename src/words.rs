@@ -886,7 +886,7 @@ mod tests {
 
     fn word_model() -> Model {
         let config = r#"{"name":"words","multilingual":true,
-          "dims":{"n_mels":80,"n_audio_ctx":1500,"n_text_ctx":448,"n_text_state":4,"n_text_layer":1,"n_vocab":39},
+          "dims":{"n_mels":80,"n_audio_ctx":1500,"n_text_ctx":448,"n_text_state":4,"n_text_layer":1,"n_text_head":1,"n_vocab":39},
           "tokens":{"eot":18,"sot":19,"translate":23,"transcribe":24,"sot_lm":25,"sot_prev":26,"no_speech":27,"no_timestamps":28,"timestamp_begin":29},
           "languages":[["en",20],["ja",21],["zh",22]],"suppress_ids":[],"suppress_ids_begin":[18],
           "alignment_heads":[[0,0],[0,1]]}"#;

@@ -21,14 +21,17 @@
 //!
 //! 1. **Inputs persist.** Every input given to `compute` is stored in the execution context. A
 //!    later `compute` may leave it out and the stored value is used; giving it again replaces it.
-//!    The decoder's `cross_kv` (37 MB for `base`) therefore crosses the boundary once per 30 s
-//!    window, and a per-token step sends only `tokens` (and `cache_index` when it changes).
+//!    The decoder's cross-attention K/V (`cross_k<i>`/`cross_v<i>`, 37 MB for `base`) therefore
+//!    crosses the boundary once per 30 s window, and a per-token step sends only `tokens` (and
+//!    `cache_index` when it changes).
 //!    A `compute` whose inputs fail validation stores none of them.
 //! 2. **Carried state.** For every graph output named `present<S>` for which the graph has an
 //!    input `past<S>` (same suffix `S`, possibly empty), the output is not returned to the guest:
 //!    it becomes the stored `past<S>` of the next `compute`, without leaving the backend (with
-//!    ONNX Runtime, the output value itself is reused). The guest starts a new sequence by sending
-//!    `past<S>` again, e.g. an empty tensor of shape `[L, 2, 1, 0, D]`.
+//!    ONNX Runtime, the output value itself is reused). The Whisper decoder has one such pair per
+//!    layer and cache half (`present_k0` → `past_k0`, `present_v0` → `past_v0`, …). The guest
+//!    starts a new sequence by sending every `past<S>` again, e.g. empty tensors of shape
+//!    `[1, H, dh, 0]` (K) and `[1, H, 0, dh]` (V).
 //! 3. **All other outputs are returned**, each with its own dtype and shape.
 //!
 //! Supported dtypes are f32, f16, i64, i32 and u8, in both directions. A request the graph cannot

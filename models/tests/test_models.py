@@ -100,20 +100,28 @@ def _io(model: onnx.ModelProto):
 def test_graph_signatures(built, name):
     m = onnx_model(built, name)
     dims = m.config["dims"]
-    L, D, A = dims["n_text_layer"], dims["n_text_state"], dims["n_audio_ctx"]
+    L, D, H, A = dims["n_text_layer"], dims["n_text_state"], dims["n_text_head"], dims["n_audio_ctx"]
+    dh = D // H
+    f32, i64 = np.float32, np.int64
     ins, outs = _io(onnx.load(str(built[name] / "encoder.onnx"), load_external_data=False))
-    assert ins == {"mel": (np.float32, ["B", dims["n_mels"], 3000])}
-    assert outs == {"cross_kv": (np.float32, [L, 2, "B", A, D])}
+    assert list(ins.items()) == [("mel", (f32, ["B", dims["n_mels"], 3000]))]
+    # per decoder layer: cross-attention K (transposed) and V, in the layout the decoder reads
+    assert list(outs.items()) == [
+        item for i in range(L)
+        for item in ((f"cross_k{i}", (f32, ["B", H, dh, A])), (f"cross_v{i}", (f32, ["B", H, A, dh])))]
     ins, outs = _io(onnx.load(str(built[name] / "decoder.onnx"), load_external_data=False))
-    assert list(ins) == ["tokens", "past", "cache_index", "cross_kv"]
-    assert ins["tokens"][0] == np.int64 and len(ins["tokens"][1]) == 2
-    assert ins["past"] == (np.float32, [L, 2, "Bp", "P", D])
-    assert ins["cache_index"] == (np.int64, ["B"])
-    assert ins["cross_kv"] == (np.float32, [L, 2, "Ba", A, D])
-    assert list(outs) == ["logits", "present", "alignment"]
-    assert outs["logits"] == (np.float32, ["B", dims["n_vocab"]])
-    assert outs["present"][0] == np.float32 and outs["present"][1][:3] == [L, 2, "B"]
-    assert outs["alignment"] == (np.float32, ["B", len(m.config["alignment_heads"]), "T", A])
+    assert list(ins.items()) == (
+        [("tokens", (i64, ["B", "T"])), ("cache_index", (i64, ["B"]))]
+        + [item for i in range(L)
+           for item in ((f"past_k{i}", (f32, ["Bp", H, dh, "P"])), (f"past_v{i}", (f32, ["Bp", H, "P", dh])))]
+        + [item for i in range(L)
+           for item in ((f"cross_k{i}", (f32, ["Ba", H, dh, A])), (f"cross_v{i}", (f32, ["Ba", H, A, dh])))])
+    assert list(outs.items()) == (
+        [("logits", (f32, ["B", dims["n_vocab"]]))]
+        + [item for i in range(L)
+           for item in ((f"present_k{i}", (f32, ["B", H, dh, "P_plus_T"])),
+                        (f"present_v{i}", (f32, ["B", H, "P_plus_T", dh])))]
+        + [("alignment", (f32, ["B", len(m.config["alignment_heads"]), "T", A]))])
     ins, outs = _io(onnx.load(str(built[name] / "meta.onnx")))
     assert ins == {} and set(outs) == {"config", "vocab", "merges"}
     assert all(dt == np.uint8 for dt, _ in outs.values())
@@ -159,38 +167,60 @@ def test_meta_tiny_en(built):
 
 def test_decoder_cache_beams_and_empty_past(built, clips_ready):
     m = onnx_model(built, "base")
-    ck = m.encode(log_mel(load_audio(clips_ready / "gen" / "jfk.wav")))
-    assert ck.shape == (6, 2, 1, 1500, 512)
+    L, H, dh = 6, 8, 64
+    layers = [f"{kv}{i}" for i in range(L) for kv in ("k", "v")]  # k0, v0, k1, v1, ...
+
+    def shapes(cache: dict, b: int, p: int) -> bool:
+        return all(cache[f"past_k{i}"].shape == (b, H, dh, p) and cache[f"past_v{i}"].shape == (b, H, p, dh)
+                   for i in range(L))
+
+    cross = m.encode(log_mel(load_audio(clips_ready / "gen" / "jfk.wav")))
+    assert list(cross) == [f"cross_{n}" for n in layers]
+    assert all(cross[f"cross_k{i}"].shape == (1, H, dh, 1500) and cross[f"cross_v{i}"].shape == (1, H, 1500, dh)
+               for i in range(L))
+    assert sum(x.nbytes for x in cross.values()) == 36_864_000  # the 37 MB hand-off for base
+    assert list(m.empty_past()) == [f"past_{n}" for n in layers] and shapes(m.empty_past(), 1, 0)
     t = m.tok
     seq = [t["sot"], m.lang_ids["en"], t["transcribe"], t["no_timestamps"], 400, 370, 452]
 
     # the whole prompt in one step == one token per step
-    l1, p1, a1 = m.step([seq], m.empty_past(), ck, outputs=("logits", "present", "alignment"))
+    l1, p1, a1 = m.step([seq], m.empty_past(), cross, outputs=("logits", "present", "alignment"))
     past = m.empty_past()
     for tok in seq:
-        l2, past, a2 = m.step([[tok]], past, ck, outputs=("logits", "present", "alignment"))
-    assert p1.shape == past.shape == (6, 2, 1, len(seq), 512)
+        l2, past, a2 = m.step([[tok]], past, cross, outputs=("logits", "present", "alignment"))
+    assert list(p1) == list(past) == [f"past_{n}" for n in layers]
+    assert shapes(p1, 1, len(seq)) and shapes(past, 1, len(seq))
     np.testing.assert_allclose(l1, l2, atol=2e-3)
-    np.testing.assert_allclose(p1, past, atol=2e-3)
+    for name in p1:
+        np.testing.assert_allclose(p1[name], past[name], atol=2e-3)
     assert a1.shape == (1, 8, len(seq), 1500) and a2.shape == (1, 8, 1, 1500)
     np.testing.assert_allclose(a1.sum(-1), 1.0, atol=1e-4)
     np.testing.assert_allclose(a1[:, :, -1], a2[:, :, 0], atol=1e-4)
 
-    # two beams sharing one cross_kv (Ba = 1), then reordered with cache_index
+    # two beams sharing one cross K/V (Ba = 1), then reordered with cache_index
     prompt = seq[:4]
-    lb, pb = m.step([prompt, prompt], np.zeros((6, 2, 2, 0, 512), np.float32), ck)
+    lb, pb = m.step([prompt, prompt], m.empty_past(2), cross)
     np.testing.assert_allclose(lb[0], lb[1], atol=1e-5)
-    lc, pc = m.step([[400], [370]], pb, ck, cache_index=[1, 1])
-    assert lc.shape == (2, 51865) and pc.shape == (6, 2, 2, 5, 512)
-    l_ref, _ = m.step([prompt + [370]], m.empty_past(), ck)
+    lc, pc = m.step([[400], [370]], pb, cross, cache_index=[1, 1])
+    assert lc.shape == (2, 51865) and shapes(pc, 2, 5)
+    for i in range(L):  # both rows continue row 1: K gains columns (last axis), V rows (axis 2)
+        for b in (0, 1):
+            np.testing.assert_array_equal(pc[f"past_k{i}"][b, :, :, :4], pb[f"past_k{i}"][1])
+            np.testing.assert_array_equal(pc[f"past_v{i}"][b, :, :4, :], pb[f"past_v{i}"][1])
+    l_ref, _ = m.step([prompt + [370]], m.empty_past(), cross)
     np.testing.assert_allclose(lc[1], l_ref[0], atol=2e-3)
     # Ba = B gives the same as Ba = 1
-    lb2, _ = m.step([prompt, prompt], np.zeros((6, 2, 2, 0, 512), np.float32), np.concatenate([ck, ck], axis=2))
+    cross2 = {name: np.concatenate([x, x], axis=0) for name, x in cross.items()}
+    lb2, _ = m.step([prompt, prompt], m.empty_past(2), cross2)
     np.testing.assert_allclose(lb2, lb, atol=1e-5)
-    # an empty past may have any batch size, even 0
-    l0, p0 = m.step([[t["sot"]]], np.zeros((6, 2, 0, 0, 512), np.float32), ck, cache_index=[0])
-    np.testing.assert_allclose(l0, m.step([[t["sot"]]], m.empty_past(), ck)[0], atol=1e-5)
-    assert p0.shape == (6, 2, 1, 1, 512)
+    # with P = 0 the cache_index values are ignored (an empty past has Bp >= 1)
+    l_sot = m.step([[t["sot"]]], m.empty_past(), cross)[0]
+    l0, p0 = m.step([[t["sot"]]], m.empty_past(), cross, cache_index=[3])
+    np.testing.assert_allclose(l0, l_sot, atol=1e-5)
+    assert shapes(p0, 1, 1)
+    l0b, p0b = m.step([[t["sot"]], [t["sot"]]], m.empty_past(), cross, cache_index=[5, 0])
+    np.testing.assert_allclose(l0b, np.concatenate([l_sot, l_sot]), atol=1e-5)
+    assert shapes(p0b, 2, 1)
 
 
 # ----------------------------------------------------------------------------- against faster-whisper

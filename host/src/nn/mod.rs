@@ -203,7 +203,8 @@ pub struct GraphCounters {
     /// Time inside the backend's `compute` (validation, inference and output copies).
     pub time: Duration,
     /// Tensor data of the `compute` inputs. A tensor resource the guest got from another
-    /// `compute` and passes on (e.g. `cross_kv`) counts here without entering guest memory.
+    /// `compute` and passes on (e.g. the encoder's `cross_k<i>`/`cross_v<i>`) counts here without
+    /// entering guest memory.
     pub bytes_in: u64,
     /// Tensor data of the `compute` outputs (copied into guest memory only if the guest reads
     /// them with `tensor.data`).
