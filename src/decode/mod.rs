@@ -13,7 +13,7 @@ pub use options::{DecodeOptions, Strategy, Task};
 use crate::error::Error;
 use crate::model::{Model, SECONDS_PER_TIMESTAMP};
 use crate::nn::Inference;
-use filters::{apply_timestamp_rules, log_softmax, suppress};
+use filters::{apply_timestamp_rules, exp_approx, log_sum_exp, suppress};
 
 /// The outcome of decoding one window.
 #[derive(Debug, Clone)]
@@ -140,11 +140,13 @@ pub fn decode_window(
     };
     let sample_len = opts.sample_len.min(n_ctx - prompt_len);
     let mut rng = Rng(opts.seed | 1);
-    let mut logprobs = Vec::with_capacity(vocab);
+    let mut log_norms = Vec::with_capacity(n_rows);
 
     for step in 0..sample_len {
-        // Filter each row's logits and turn them into log-probabilities.
-        let mut row_logprobs: Vec<Vec<f32>> = Vec::with_capacity(rows.len());
+        // Filter each row's logits; row r's log-probabilities are then
+        // `logits[r] - log_norms[r]`, never materialised: argmax, top-k and sampling read the
+        // logits (51 865 per row for base) directly.
+        log_norms.clear();
         for (r, row) in rows.iter().enumerate() {
             let l = &mut logits[r * vocab..(r + 1) * vocab];
             if opts.suppress_blank && row.sampled.is_empty() {
@@ -159,22 +161,22 @@ pub fn decode_window(
                     *x /= temperature;
                 }
             }
-            log_softmax(l, &mut logprobs);
-            row_logprobs.push(logprobs.clone());
+            log_norms.push(log_sum_exp(l));
         }
+        let row_logits = |r: usize| &logits[r * vocab..(r + 1) * vocab];
 
         // Choose the next rows: (source row, token, new sum).
         let next: Vec<(usize, u32, f32)> = match opts.strategy {
             Strategy::Beam { beam_size, .. } => {
-                beam_step(&rows, &row_logprobs, beam_size, sp.eot, &mut finished, max_candidates)
+                beam_step(&rows, row_logits, &log_norms, beam_size, sp.eot, &mut finished, max_candidates)
             }
             _ => rows
                 .iter()
-                .zip(&row_logprobs)
                 .enumerate()
-                .map(|(r, (row, lp))| {
-                    let t = if temperature > 0.0 { rng.sample(lp) } else { argmax(lp) };
-                    (r, t, row.sum_logprob + lp[t as usize])
+                .map(|(r, row)| {
+                    let l = row_logits(r);
+                    let t = if temperature > 0.0 { rng.sample(l, log_norms[r]) } else { argmax(l) };
+                    (r, t, row.sum_logprob + (l[t as usize] - log_norms[r]))
                 })
                 .collect(),
         };
@@ -238,18 +240,20 @@ pub fn decode_window(
 
 /// One step of Whisper's beam search: each beam proposes its `beam_size + 1` best tokens;
 /// the best `beam_size` unfinished proposals continue, finished ones are collected.
-fn beam_step(
+fn beam_step<'a>(
     rows: &[Row],
-    row_logprobs: &[Vec<f32>],
+    row_logits: impl Fn(usize) -> &'a [f32],
+    log_norms: &[f32],
     beam_size: usize,
     eot: u32,
     finished: &mut Vec<Row>,
     max_candidates: usize,
 ) -> Vec<(usize, u32, f32)> {
     let mut candidates: Vec<(usize, u32, f32)> = Vec::new();
-    for (r, (row, lp)) in rows.iter().zip(row_logprobs).enumerate() {
-        for t in top_k(lp, beam_size + 1) {
-            let cand = (r, t, row.sum_logprob + lp[t as usize]);
+    for (r, row) in rows.iter().enumerate() {
+        let l = row_logits(r);
+        for t in top_k(l, beam_size + 1) {
+            let cand = (r, t, row.sum_logprob + (l[t as usize] - log_norms[r]));
             // Identical prefixes (all beams at the first step) propose the same sequence once.
             let dup = candidates
                 .iter()
@@ -294,7 +298,8 @@ fn argmax(v: &[f32]) -> u32 {
 fn top_k(v: &[f32], k: usize) -> Vec<u32> {
     let mut idx: Vec<u32> = Vec::with_capacity(k + 1);
     for (i, x) in v.iter().enumerate() {
-        if !x.is_finite() {
+        // Most elements lose to the k-th best so far: one comparison each.
+        if !x.is_finite() || (idx.len() == k && *x <= v[idx[k - 1] as usize]) {
             continue;
         }
         let pos = idx.iter().position(|&j| v[j as usize] < *x).unwrap_or(idx.len());
@@ -307,9 +312,7 @@ fn top_k(v: &[f32], k: usize) -> Vec<u32> {
 }
 
 fn softmax_at(logits: &[f32], i: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    (logits[i] - max).exp() / sum
+    (logits[i] - log_sum_exp(logits)).exp()
 }
 
 /// Whisper's repetition check: UTF-8 length over zlib-compressed length.
@@ -336,17 +339,17 @@ impl Rng {
         (x >> 40) as f32 / (1u64 << 24) as f32
     }
 
-    /// Draws a token from log-probabilities.
-    fn sample(&mut self, logprobs: &[f32]) -> u32 {
+    /// Draws a token from a row of logits whose log-normaliser is `log_norm`.
+    fn sample(&mut self, logits: &[f32], log_norm: f32) -> u32 {
         let mut u = self.next_f32();
-        for (i, lp) in logprobs.iter().enumerate() {
-            let p = lp.exp();
+        for (i, l) in logits.iter().enumerate() {
+            let p = exp_approx(l - log_norm);
             if u < p {
                 return i as u32;
             }
             u -= p;
         }
-        argmax(logprobs)
+        argmax(logits)
     }
 }
 
