@@ -299,6 +299,25 @@ class _Builder:
         o = self.op("MatMul", [w, vh], hint="attn_o")
         return self.merge_heads(o, d), w
 
+    def attention_by_head(self, q: str, k: str, v: str, n_head: int, d: int) -> str:
+        """Self-attention without mask, one head at a time: q (pre-scaled), k, v [B, S, D] -> [B, S, D].
+
+        The largest tensor alive is one head's [B, S, S] scores (9 MB for the encoder's S = 1500)
+        instead of all heads' [B, H, S, S] (72 MB for base, twice: scores and softmax), which
+        ONNX Runtime would keep in its arena for the life of the server, once per concurrent run.
+        """
+        dh = d // n_head
+        split = self.i64([dh] * n_head)
+        qs = self.op("Split", [q, split], hint="q_head", n_out=n_head, axis=-1)  # each [B, S, dh]
+        ks = self.op("Split", [k, split], hint="k_head", n_out=n_head, axis=-1)
+        vs = self.op("Split", [v, split], hint="v_head", n_out=n_head, axis=-1)
+        outs = []
+        for h in range(n_head):
+            kt = self.op("Transpose", [ks[h]], hint="kt_head", perm=[0, 2, 1])  # [B, dh, S]
+            w = self.op("Softmax", [self.op("MatMul", [qs[h], kt], hint="scores")], hint="attn_w", axis=-1)
+            outs.append(self.op("MatMul", [w, vs[h]], hint="attn_o"))  # [B, S, dh]
+        return self.op("Concat", outs, hint="attn", axis=-1)
+
     def attention_heads(self, q: str, kt: str, vh: str, n_head: int, d: int, mask: str | None = None):
         """q [B,T,D] (pre-scaled), kt [Bk,H,dh,S], vh [Bk,H,S,dh] -> (out [B,T,D], weights [B,H,T,S])."""
         qh = self.split_heads(q, n_head, d // n_head, [0, 2, 1, 3])
@@ -340,7 +359,7 @@ def build_encoder(w: Whisper) -> onnx.ModelProto:
         h = b.layer_norm(x, layer.attn_ln, n + ".attn_ln")
         qkv = b.linear(h, layer.qkv, n + ".attn.qkv")
         q, k, v = b.op("Split", [qkv, b.i64([d, d, d])], n_out=3, axis=-1)
-        a, _ = b.attention(q, k, v, w.n_audio_head, d)
+        a = b.attention_by_head(q, k, v, w.n_audio_head, d)
         x = b.op("Add", [x, b.linear(a, layer.out, n + ".attn.out")], hint="x")
         x = b.op("Add", [x, b.mlp(x, layer.mlp_ln, layer.fc1, layer.fc2, n)], hint="x")
     x = b.layer_norm(x, w.ln_post, "encoder.ln_post")
