@@ -63,7 +63,13 @@ pub fn load_backend_and_models(cli: &Cli) -> anyhow::Result<Models> {
     let loader: Box<dyn GraphLoader> = match cli.backend {
         config::BackendKind::Onnx => {
             let library = find_ort_library(cli.ort_lib.as_deref())?;
-            let options = OrtOptions { threads, opt_level: cli.graph_opt, target: cli.target };
+            let options = OrtOptions {
+                threads,
+                opt_level: cli.graph_opt,
+                target: cli.target,
+                arena: cli.ort_arena,
+                config: cli.ort_config.clone(),
+            };
             let backend = OrtBackend::new(&library, options)?;
             tracing::info!(library = %library.display(), threads, target = ?cli.target, "ONNX Runtime ready");
             Box::new(backend)

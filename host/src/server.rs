@@ -256,6 +256,8 @@ impl Server {
             Err(e) => Err(e),
         };
         let failure = Failure::classify(&result, store.data().limits.hit());
+        let guest_memory_mib = store.data().limits.peak_memory() as f64 / (1024.0 * 1024.0);
+        drop(store);
         drop(slot);
 
         let total = stats.total();
@@ -272,6 +274,7 @@ impl Server {
             total_ms = received.elapsed().as_secs_f64() * 1e3,
             queue_ms = queued.as_secs_f64() * 1e3,
             instantiate_ms,
+            guest_memory_mib,
             nn_ms = total.time.as_secs_f64() * 1e3,
             nn_computes = total.computes,
             nn_bytes_in = total.bytes_in,

@@ -120,16 +120,22 @@ impl WasiHttpHooks for DenyOutbound {
 }
 
 /// [`StoreLimits`] that also remembers whether it refused to grow a memory, so a trap that
-/// follows can be reported as "memory limit exceeded".
+/// follows can be reported as "memory limit exceeded", and the largest memory it granted.
 pub struct Limiter {
     inner: StoreLimits,
     denied: AtomicBool,
+    peak: usize,
 }
 
 impl Limiter {
     pub fn new(max_memory_bytes: usize) -> Self {
         let inner = StoreLimitsBuilder::new().memory_size(max_memory_bytes).build();
-        Self { inner, denied: AtomicBool::new(false) }
+        Self { inner, denied: AtomicBool::new(false), peak: 0 }
+    }
+
+    /// The largest size (bytes) a linear memory of the instance was allowed to grow to.
+    pub fn peak_memory(&self) -> usize {
+        self.peak
     }
 
     /// `true` once a memory growth was refused.
@@ -141,7 +147,9 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        if allowed {
+            self.peak = self.peak.max(desired);
+        } else {
             self.denied.store(true, Ordering::Relaxed);
         }
         Ok(allowed)

@@ -65,6 +65,15 @@ pub struct OrtOptions {
     pub threads: usize,
     pub opt_level: OptLevel,
     pub target: Target,
+    /// ONNX Runtime's CPU memory arena. Off by default: each session's arena keeps its largest
+    /// run's activations (rounded up to powers of two) for the life of the server, once per
+    /// session; without it, freed activations go back to malloc. Measured with base-int8, a
+    /// 184 s beam-5 request and two jfk requests at once: peak RSS 703 → 515 MiB, 648 → 413 MiB
+    /// afterwards, same speed.
+    pub arena: bool,
+    /// Session configuration entries (`session.*` keys of ONNX Runtime's
+    /// `onnxruntime_session_options_config_keys.h`), applied to every session.
+    pub config: Vec<(String, String)>,
 }
 
 impl Default for OrtOptions {
@@ -73,6 +82,8 @@ impl Default for OrtOptions {
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             opt_level: OptLevel::All,
             target: Target::Cpu,
+            arena: false,
+            config: Vec::new(),
         }
     }
 }
@@ -113,7 +124,7 @@ impl OrtBackend {
     /// is available in it.
     pub fn new(library: &Path, options: OrtOptions) -> anyhow::Result<Self> {
         init_environment(library, &options)?;
-        let providers = providers(options.target)?;
+        let providers = providers(options.target, options.arena)?;
         Ok(Self { options, providers })
     }
 
@@ -128,9 +139,13 @@ impl OrtBackend {
             OptLevel::Extended => GraphOptimizationLevel::Level2,
             OptLevel::All => GraphOptimizationLevel::Level3,
         };
-        Session::builder()?
+        let mut builder = Session::builder()?
             .with_execution_providers(&self.providers)?
-            .with_optimization_level(level)
+            .with_optimization_level(level)?;
+        for (key, value) in &self.options.config {
+            builder = builder.with_config_entry(key, value)?;
+        }
+        Ok(builder)
     }
 
     /// Loads one `.onnx` file (external data files next to it are found too).
@@ -232,9 +247,9 @@ fn init_environment(library: &Path, options: &OrtOptions) -> anyhow::Result<()> 
     }
 }
 
-fn providers(target: Target) -> anyhow::Result<Vec<ExecutionProviderDispatch>> {
+fn providers(target: Target, arena: bool) -> anyhow::Result<Vec<ExecutionProviderDispatch>> {
     match target {
-        Target::Cpu => Ok(vec![CPUExecutionProvider::default().build().error_on_failure()]),
+        Target::Cpu => Ok(vec![CPUExecutionProvider::default().with_arena_allocator(arena).build().error_on_failure()]),
         Target::Gpu => {
             let mut list = Vec::new();
             if TensorRTExecutionProvider::default().is_available().unwrap_or(false) {
