@@ -43,8 +43,9 @@ fn take_output(outputs: &mut Vec<(String, Tensor)>, name: &str) -> Result<Tensor
     Ok(outputs.swap_remove(i).1)
 }
 
+/// The tensor's data as f32 (wasm32 is little-endian, as wasi-nn's byte lists are).
 fn f32s(t: &Tensor) -> Vec<f32> {
-    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    bytemuck::pod_collect_to_vec(&t.data())
 }
 
 /// Opens models through wasi-nn.
@@ -97,8 +98,7 @@ struct WasiNn {
 impl Inference for WasiNn {
     fn encode(&mut self, mel: &[f32]) -> Result<(), Error> {
         let frames = (mel.len() / self.n_mels) as u32;
-        let data: Vec<u8> = mel.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, &data);
+        let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, bytemuck::cast_slice(mel));
         self.cross = self.encoder_ctx.compute(vec![("mel".into(), t)]).map_err(nn_error("encoder"))?;
         Ok(())
     }

@@ -48,7 +48,11 @@ pub fn max_of(v: &[f32]) -> f32 {
 
 /// log Σ e^v, the normaliser of a row's log-softmax: `-inf` when every element is `-inf`.
 pub fn log_sum_exp(v: &[f32]) -> f32 {
-    let max = max_of(v);
+    log_sum_exp_from(v, max_of(v))
+}
+
+/// [`log_sum_exp`] of a row whose maximum (`max_of(v)`) is already known.
+pub fn log_sum_exp_from(v: &[f32], max: f32) -> f32 {
     if !max.is_finite() {
         return max;
     }
@@ -66,12 +70,14 @@ pub fn log_sum_exp(v: &[f32]) -> f32 {
 
 /// Whisper's timestamp rules for one row. `sampled`: tokens sampled so far in this window
 /// (after the prompt). `max_initial_timestamp_index`: the last allowed first timestamp.
+/// Returns the row's maximum afterwards (it has to look at every element anyway; the caller's
+/// log-normaliser needs it).
 pub fn apply_timestamp_rules(
     logits: &mut [f32],
     sampled: &[u32],
     special: &SpecialTokens,
     max_initial_timestamp_index: Option<u32>,
-) {
+) -> f32 {
     let ts_begin = special.timestamp_begin as usize;
     let eot = special.eot as usize;
     let n = logits.len();
@@ -114,10 +120,12 @@ pub fn apply_timestamp_rules(
     // If the timestamps together are more likely than any single text token, take a timestamp.
     // (Whisper compares log-probabilities; both sides share the row's normaliser, so logits
     // compare the same, and only the 1 501 timestamps need an exp.)
-    let ts_logsumexp = log_sum_exp(&logits[ts_begin..]);
-    if ts_logsumexp.is_finite() && ts_logsumexp > max_of(&logits[..ts_begin]) {
+    let (ts_max, text_max) = (max_of(&logits[ts_begin..]), max_of(&logits[..ts_begin]));
+    if ts_max.is_finite() && log_sum_exp_from(&logits[ts_begin..], ts_max) > text_max {
         logits[..ts_begin].fill(f32::NEG_INFINITY);
+        return ts_max;
     }
+    ts_max.max(text_max)
 }
 
 #[cfg(test)]
@@ -165,7 +173,7 @@ mod tests {
         // [ts, text] → text, eot, or a timestamp ≥ the opening one
         let mut l = fresh();
         l[..5].fill(3.0); // text clearly more likely than all timestamps together
-        apply_timestamp_rules(&mut l, &[15, 2], &SP, None);
+        assert_eq!(apply_timestamp_rules(&mut l, &[15, 2], &SP, None), 3.0, "the row's maximum");
         let a = allowed(&l);
         assert!(a.contains(&2) && a.contains(&16) && !a.contains(&14) && !a.contains(&12));
         // [ts, text, ts] → a timestamp (opening the next segment, ≥ the last) or eot
@@ -186,8 +194,9 @@ mod tests {
         for t in 14..V {
             l[t] = 2.0; // each timestamp is more likely than each text token
         }
-        apply_timestamp_rules(&mut l, &[15, 2], &SP, None);
+        let max = apply_timestamp_rules(&mut l, &[15, 2], &SP, None);
         assert!(allowed(&l).iter().all(|&t| t >= 14));
+        assert_eq!(max, max_of(&l));
     }
 
     #[test]

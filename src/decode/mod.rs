@@ -13,7 +13,7 @@ pub use options::{DecodeOptions, Strategy, Task};
 use crate::error::Error;
 use crate::model::{Model, SECONDS_PER_TIMESTAMP};
 use crate::nn::Inference;
-use filters::{apply_timestamp_rules, exp_approx, log_sum_exp, suppress};
+use filters::{apply_timestamp_rules, exp_approx, log_sum_exp, log_sum_exp_from, max_of, suppress};
 
 /// The outcome of decoding one window.
 #[derive(Debug, Clone)]
@@ -141,27 +141,33 @@ pub fn decode_window(
     let sample_len = opts.sample_len.min(n_ctx - prompt_len);
     let mut rng = Rng(opts.seed | 1);
     let mut log_norms = Vec::with_capacity(n_rows);
+    let mut maxima = Vec::with_capacity(n_rows);
 
     for step in 0..sample_len {
         // Filter each row's logits; row r's log-probabilities are then
         // `logits[r] - log_norms[r]`, never materialised: argmax, top-k and sampling read the
         // logits (51 865 per row for base) directly.
         log_norms.clear();
+        maxima.clear();
         for (r, row) in rows.iter().enumerate() {
             let l = &mut logits[r * vocab..(r + 1) * vocab];
             if opts.suppress_blank && row.sampled.is_empty() {
                 suppress(l, &model.config.suppress_ids_begin);
             }
             suppress(l, &model.suppress);
-            if !opts.without_timestamps {
-                apply_timestamp_rules(l, &row.sampled, &sp, max_initial);
-            }
+            let mut max = if opts.without_timestamps {
+                max_of(l)
+            } else {
+                apply_timestamp_rules(l, &row.sampled, &sp, max_initial)
+            };
             if temperature > 0.0 {
                 for x in l.iter_mut() {
                     *x /= temperature;
                 }
+                max /= temperature;
             }
-            log_norms.push(log_sum_exp(l));
+            log_norms.push(log_sum_exp_from(l, max));
+            maxima.push(max);
         }
         let row_logits = |r: usize| &logits[r * vocab..(r + 1) * vocab];
 
@@ -175,7 +181,13 @@ pub fn decode_window(
                 .enumerate()
                 .map(|(r, row)| {
                     let l = row_logits(r);
-                    let t = if temperature > 0.0 { rng.sample(l, log_norms[r]) } else { argmax(l) };
+                    let t = if temperature > 0.0 {
+                        rng.sample(l, log_norms[r])
+                    } else {
+                        // The first index of the row's maximum, already known: a plain compare
+                        // pass instead of argmax's data-dependent one.
+                        l.iter().position(|x| *x == maxima[r]).unwrap_or(0) as u32
+                    };
                     (r, t, row.sum_logprob + (l[t as usize] - log_norms[r]))
                 })
                 .collect(),
@@ -295,17 +307,29 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
+/// Indices of the `k` largest finite elements, largest first (ties: the earlier index first).
 fn top_k(v: &[f32], k: usize) -> Vec<u32> {
+    const CHUNK: usize = 16;
     let mut idx: Vec<u32> = Vec::with_capacity(k + 1);
-    for (i, x) in v.iter().enumerate() {
-        // Most elements lose to the k-th best so far: one comparison each.
-        if !x.is_finite() || (idx.len() == k && *x <= v[idx[k - 1] as usize]) {
+    // The k-th best so far, once there are k: most of a row of logits loses to it, so a chunk
+    // whose maximum (one vectorised pass) does not beat it is skipped whole.
+    let mut floor = f32::NEG_INFINITY;
+    for (c, chunk) in v.chunks(CHUNK).enumerate() {
+        if idx.len() == k && chunk.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m }) <= floor {
             continue;
         }
-        let pos = idx.iter().position(|&j| v[j as usize] < *x).unwrap_or(idx.len());
-        if pos < k {
-            idx.insert(pos, i as u32);
-            idx.truncate(k);
+        for (j, x) in chunk.iter().enumerate() {
+            if !x.is_finite() || (idx.len() == k && *x <= floor) {
+                continue;
+            }
+            let pos = idx.iter().position(|&i| v[i as usize] < *x).unwrap_or(idx.len());
+            if pos < k {
+                idx.insert(pos, (c * CHUNK + j) as u32);
+                idx.truncate(k);
+                if idx.len() == k {
+                    floor = v[idx[k - 1] as usize];
+                }
+            }
         }
     }
     idx

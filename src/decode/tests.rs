@@ -217,3 +217,30 @@ fn repetitive_text_has_a_high_compression_ratio() {
     assert!(compression_ratio(&"the same words again ".repeat(20)) > 2.4);
     assert!(compression_ratio("And so, my fellow Americans, ask not what your country can do for you") < 2.0);
 }
+
+#[test]
+fn top_k_matches_a_full_sort() {
+    // Pseudo-random rows with ties, -inf (suppressed), NaN and +inf (never chosen).
+    let mut x = 0x2545_f491_u64;
+    for len in [0usize, 1, 5, 15, 16, 17, 100, 51_865] {
+        let row: Vec<f32> = (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match (x % 97, i % 1000) {
+                    (0, _) => f32::NEG_INFINITY,
+                    (1, _) if len < 100 => f32::NAN,
+                    (2, _) if len < 100 => f32::INFINITY,
+                    _ => ((x >> 20) % 400) as f32 / 8.0 - 25.0,
+                }
+            })
+            .collect();
+        let mut want: Vec<u32> = (0..len as u32).filter(|&i| row[i as usize].is_finite()).collect();
+        want.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+        for k in [0, 1, 6, 40] {
+            let got = super::top_k(&row, k);
+            assert_eq!(got, want[..k.min(want.len())].to_vec(), "len {len}, k {k}");
+        }
+    }
+}
