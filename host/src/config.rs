@@ -128,6 +128,18 @@ pub struct Cli {
     /// Cache compiled components on disk (Wasmtime's default cache directory).
     #[arg(long)]
     pub compile_cache: bool,
+
+    /// Let a native profiler see the component's compiled functions: `perfmap` writes
+    /// /tmp/perf-<pid>.map for `perf record -p <pid>`; `jitdump` for `perf inject --jit`.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub wasm_profile: Option<WasmProfile>,
+}
+
+/// What [`Cli::wasm_profile`] sets up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WasmProfile {
+    Perfmap,
+    Jitdump,
 }
 
 impl Cli {

@@ -35,6 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_instances: u32::try_from(limits.max_concurrent + 4).unwrap_or(u32::MAX),
         max_memory_bytes: limits.max_memory_bytes,
         compile_cache: cli.compile_cache,
+        profile: cli.wasm_profile,
     })?;
     // Compile the component while the models load: each takes a second or two.
     let (component, models) = std::thread::scope(|scope| {

@@ -38,6 +38,8 @@ pub struct EngineOptions {
     pub max_memory_bytes: usize,
     /// Cache compiled code in Wasmtime's default cache directory.
     pub compile_cache: bool,
+    /// Expose compiled guest code to a native profiler.
+    pub profile: Option<crate::config::WasmProfile>,
 }
 
 /// An engine with epoch interruption (the request deadline; the ticker thread starts here) and,
@@ -45,6 +47,15 @@ pub struct EngineOptions {
 pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    match options.profile {
+        Some(crate::config::WasmProfile::Perfmap) => {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Some(crate::config::WasmProfile::Jitdump) => {
+            config.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        None => {}
+    }
     if options.pooling {
         let instances = options.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();

@@ -261,7 +261,7 @@ async fn a_busy_guest_does_not_stall_other_requests() {
 async fn pooling_allocator_serves_too() {
     let Some(shared) = shared() else { return };
     let Some(wasm) = common::require(guest_component()) else { return };
-    let options = EngineOptions { pooling: true, max_instances: 4, max_memory_bytes: 64 << 20, compile_cache: false };
+    let options = EngineOptions { pooling: true, max_instances: 4, max_memory_bytes: 64 << 20, compile_cache: false, profile: None };
     let engine = build_engine(&options).expect("pooling engine");
     let component = load_component(&engine, &wasm).expect("component compiles");
     let pre = proxy_pre(&engine, &component).expect("links");
