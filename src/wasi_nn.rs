@@ -69,7 +69,8 @@ impl Engine for WasiNnEngine {
         let nn = WasiNn {
             encoder_ctx: encoder.init_execution_context().map_err(nn_error("encoder context"))?,
             decoder_ctx: decoder.init_execution_context().map_err(nn_error("decoder context"))?,
-            _graphs: [encoder, decoder],
+            decoder,
+            _encoder: encoder,
             cross: Vec::new(),
             sent_cache_index: None,
             n_mels: desc.config.dims.n_mels,
@@ -84,7 +85,9 @@ impl Engine for WasiNnEngine {
 struct WasiNn {
     encoder_ctx: GraphExecutionContext,
     decoder_ctx: GraphExecutionContext,
-    _graphs: [Graph; 2],
+    /// The decoder graph, for a fresh context per window.
+    decoder: Graph,
+    _encoder: Graph,
     /// The latest encoder outputs (all of them are decoder inputs), until the decoder takes them.
     cross: Vec<(String, Tensor)>,
     /// `cache_index` as the decoder last received it (inputs persist in the host's context).
@@ -99,6 +102,11 @@ impl Inference for WasiNn {
     fn encode(&mut self, mel: &[f32]) -> Result<(), Error> {
         let frames = (mel.len() / self.n_mels) as u32;
         let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, bytemuck::cast_slice(mel));
+        // A fresh decoder context: the old one's stored inputs (the previous window's 37 MB of
+        // cross K/V for base, and its self-attention cache) are freed before the encoder
+        // allocates the next window's, instead of when the decoder receives them.
+        self.decoder_ctx = self.decoder.init_execution_context().map_err(nn_error("decoder context"))?;
+        self.sent_cache_index = None;
         self.cross = self.encoder_ctx.compute(vec![("mel".into(), t)]).map_err(nn_error("encoder"))?;
         Ok(())
     }
