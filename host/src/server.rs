@@ -75,6 +75,19 @@ pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
+/// Gives the memory a finished request freed back to the system. glibc keeps freed memory in
+/// the malloc arena of the thread that used it, and requests run on whichever blocking thread
+/// is free, so without this the resident set grows towards (arenas × a request's peak): with
+/// base-int8, 212 MiB at rest became 334 MiB after a few requests and peaked at 428 MiB; with
+/// it, 198 MiB after them and a 332 MiB peak. Costs about a millisecond per request.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Compiles the component at `path`.
 pub fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     check_component_file(path)?;
@@ -269,6 +282,7 @@ impl Server {
         let failure = Failure::classify(&result, store.data().limits.hit());
         let guest_memory_mib = store.data().limits.peak_memory() as f64 / (1024.0 * 1024.0);
         drop(store);
+        release_freed_memory();
         drop(slot);
 
         let total = stats.total();
