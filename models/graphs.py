@@ -286,19 +286,6 @@ class _Builder:
         t = self.op("Transpose", [x], perm=[0, 2, 1, 3])
         return self.op("Reshape", [t, self.i64([0, 0, d])])
 
-    def attention(self, q: str, k: str, v: str, n_head: int, d: int, mask: str | None = None):
-        """q [B,T,D] (pre-scaled), k/v [Bk,S,D] -> (out [B,T,D], weights [B,H,T,S])."""
-        dh = d // n_head
-        qh = self.split_heads(q, n_head, dh, [0, 2, 1, 3])
-        kt = self.split_heads(k, n_head, dh, [0, 2, 3, 1])
-        vh = self.split_heads(v, n_head, dh, [0, 2, 1, 3])
-        s = self.op("MatMul", [qh, kt], hint="scores")
-        if mask is not None:
-            s = self.op("Add", [s, mask], hint="masked")
-        w = self.op("Softmax", [s], hint="attn_w", axis=-1)
-        o = self.op("MatMul", [w, vh], hint="attn_o")
-        return self.merge_heads(o, d), w
-
     def attention_by_head(self, q: str, k: str, v: str, n_head: int, d: int) -> str:
         """Self-attention without mask, one head at a time: q (pre-scaled), k, v [B, S, D] -> [B, S, D].
 
