@@ -31,7 +31,7 @@ SERVE_ARGS ?=
 serve: setup build
 	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
 	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) \
-	  --models $(MODELS_DIR) --model $(MODEL) --compile-cache $(SERVE_ARGS)
+	  --models $(MODELS_DIR) --model $(MODEL) --env WHISPER_MODEL=$(MODEL) --compile-cache $(SERVE_ARGS)
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
