@@ -110,7 +110,7 @@ class Host:
                "--threads", str(args.threads)]
         for m in args.server_models:
             cmd += ["--model", m]
-        cmd += args.host_arg
+        cmd += getattr(args, "host_arg", [])  # soak.py shares this class without the flag
         self.lines: list[str] = []
         self.cond = threading.Condition()
         t0 = time.perf_counter()
