@@ -13,7 +13,7 @@ pub use options::{DecodeOptions, Strategy, Task};
 use crate::error::Error;
 use crate::model::{Model, SECONDS_PER_TIMESTAMP};
 use crate::nn::Inference;
-use filters::{apply_timestamp_rules, exp_approx, log_sum_exp, log_sum_exp_from, max_of, suppress};
+use filters::{apply_timestamp_rules, log_sum_exp, log_sum_exp_from, max_of, suppress};
 
 /// The outcome of decoding one window.
 #[derive(Debug, Clone)]
@@ -367,7 +367,8 @@ impl Rng {
     fn sample(&mut self, logits: &[f32], log_norm: f32) -> u32 {
         let mut u = self.next_f32();
         for (i, l) in logits.iter().enumerate() {
-            let p = exp_approx(l - log_norm);
+            // The exact exp: a suppressed token (-inf) must get exactly 0.
+            let p = (l - log_norm).exp();
             if u < p {
                 return i as u32;
             }
