@@ -113,8 +113,8 @@ pub enum AudioError {
 /// `max_seconds` caps the decoded input duration ([`AudioError::TooLong`]); pass
 /// `f32::INFINITY` for no cap.
 ///
-/// The bytes are copied once (symphonia wants an owned source); use [`decode_owned_to_pcm16k`]
-/// to hand over a buffer you already own (e.g. a `Vec<u8>` or `bytes::Bytes`).
+/// The bytes are copied once (symphonia wants an owned source), after their leading ID3v2 tags,
+/// and the copy is hardened for symphonia ([`harden`]).
 pub fn decode_to_pcm16k(
     bytes: &[u8],
     hint: Option<&str>,
@@ -130,27 +130,6 @@ pub fn decode_to_pcm16k(
     }
     harden(&mut body)?;
     decode_source(Arc::new(body), sniffed, hint, max_seconds)
-}
-
-/// [`decode_to_pcm16k`] over a buffer the caller gives away, without copying it when it needs
-/// no changes (Ogg, bare MPEG audio and ADTS; the others go through a hardened copy).
-pub fn decode_owned_to_pcm16k<B>(
-    bytes: B,
-    hint: Option<&str>,
-    max_seconds: f32,
-) -> Result<Pcm16k, AudioError>
-where
-    B: AsRef<[u8]> + Send + Sync + 'static,
-{
-    let sniffed = sniff(bytes.as_ref());
-    if !matches!(
-        sniffed,
-        Sniff::Audio("WAV" | "Ogg" | "MPEG audio" | "ADTS AAC")
-    ) {
-        return decode_to_pcm16k(bytes.as_ref(), hint, max_seconds);
-    }
-    reject_early(bytes.as_ref(), &sniffed)?;
-    decode_source(Arc::new(bytes), sniffed, hint, max_seconds)
 }
 
 /// Length of the ID3v2 tags at the start of `b` (header, syncsafe size, optional footer), at
@@ -1647,6 +1626,24 @@ fn sniff_text(head: &[u8]) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// Decoding `bytes` fails as [`AudioError::Corrupt`] with a detail containing `needle`.
+    #[track_caller]
+    fn assert_corrupt(bytes: &[u8], needle: &str) {
+        match decode_to_pcm16k(bytes, None, 10.0) {
+            Err(AudioError::Corrupt { detail }) => assert!(detail.contains(needle), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Decoding `bytes` fails as [`AudioError::Unsupported`] naming `needle`.
+    #[track_caller]
+    fn assert_unsupported(bytes: &[u8], needle: &str) {
+        match decode_to_pcm16k(bytes, None, 10.0) {
+            Err(AudioError::Unsupported { format }) => assert!(format.contains(needle), "{format}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     // ---- a tiny WAV writer -------------------------------------------------------------------
 
     #[derive(Clone, Copy, Debug)]
@@ -2005,12 +2002,7 @@ mod tests {
         // Matroska demuxer panicked ("EBML header must be read before calling this function")
         // on a SeekHead pointing past the end; a panic traps the whole component.
         let bytes = include_bytes!("../fuzz/regressions/audio/mkv-seekhead-panic.webm");
-        match decode_to_pcm16k(bytes, None, 10.0) {
-            Err(AudioError::Unsupported { format }) => {
-                assert!(format.contains("WebM/Matroska"), "{format}")
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_unsupported(bytes, "WebM/Matroska");
         let mut webm = vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x82, 0x84];
         webm.extend_from_slice(b"webm....A_VORBIS....");
         assert_eq!(
@@ -2025,8 +2017,9 @@ mod tests {
         // block whose comment declares 352 MB made symphonia allocate that much before failing.
         let bytes = include_bytes!("../fuzz/regressions/audio/flac-comment-length-oom.flac");
         assert!(bytes.starts_with(b"fLaC"));
-        let _ = decode_to_pcm16k(bytes, None, 10.0); // any result, without the allocation
-                                                     // A block list: STREAMINFO, VORBIS_COMMENT, PICTURE (last). Only STREAMINFO survives.
+        // Any result, without the allocation.
+        let _ = decode_to_pcm16k(bytes, None, 10.0);
+        // A block list: STREAMINFO, VORBIS_COMMENT, PICTURE (last). Only STREAMINFO survives.
         let mut b = b"fLaC".to_vec();
         for (kind, len) in [(0u8, 34usize), (4, 8), (0x80 | 6, 4)] {
             b.push(kind);
@@ -2051,12 +2044,7 @@ mod tests {
         // Found by fuzzing (fuzz/regressions/audio/mp4-stsc-count-oom.m4a): an `stsc` declaring
         // 2.6 G entries made symphonia reserve 42 GB before reading it.
         let bytes = include_bytes!("../fuzz/regressions/audio/mp4-stsc-count-oom.m4a");
-        match decode_to_pcm16k(bytes, None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => {
-                assert!(detail.contains("'stsc' table declares"), "{detail}")
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_corrupt(bytes, "'stsc' table declares");
         let boxed = |kind: &[u8; 4], payload: &[u8]| {
             let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
             v.extend_from_slice(kind);
@@ -2135,31 +2123,17 @@ mod tests {
             ))
             .unwrap()
         };
-        match decode_to_pcm16k(&reg("wav-rate-0-panic.wav"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => assert!(detail.contains("at 0 Hz"), "{detail}"),
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("wav-ima-adpcm-3ch-unreachable-panic.wav"), None, 10.0) {
-            Err(AudioError::Unsupported { format }) => assert!(
-                format.contains("IMA ADPCM audio with 3 channels"),
-                "{format}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("wav-rate-1.8ghz-oom.wav"), None, 10.0) {
-            Err(AudioError::Unsupported { format }) => {
-                assert!(format.contains("sample rate of 1828738594 Hz"), "{format}")
-            }
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("mp4-esds-without-es-descriptor-panic.m4a"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => assert!(detail.contains("esds"), "{detail}"),
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("wav-second-fmt-rate-0-panic.wav"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => assert!(detail.contains("at 0 Hz"), "{detail}"),
-            other => panic!("{other:?}"),
-        }
+        assert_corrupt(&reg("wav-rate-0-panic.wav"), "at 0 Hz");
+        assert_unsupported(
+            &reg("wav-ima-adpcm-3ch-unreachable-panic.wav"),
+            "IMA ADPCM audio with 3 channels",
+        );
+        assert_unsupported(
+            &reg("wav-rate-1.8ghz-oom.wav"),
+            "sample rate of 1828738594 Hz",
+        );
+        assert_corrupt(&reg("mp4-esds-without-es-descriptor-panic.m4a"), "esds");
+        assert_corrupt(&reg("wav-second-fmt-rate-0-panic.wav"), "at 0 Hz");
         // A LIST/INFO string declaring 800 MB: the chunk is skipped unread (any result).
         let _ = decode_to_pcm16k(&reg("wav-info-string-800mb-oom.wav"), None, 10.0);
         // An honest LIST chunk becomes JUNK and the audio still decodes.
@@ -2178,22 +2152,9 @@ mod tests {
             decode_to_pcm16k(&listed, None, 10.0).unwrap().samples.len(),
             100
         );
-        match decode_to_pcm16k(&reg("mp4-mdhd-timescale-0-panic.m4a"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => {
-                assert!(detail.contains("timescale of 0"), "{detail}")
-            }
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("mp4-esds-past-stsd-panic.m4a"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => assert!(detail.contains("esds"), "{detail}"),
-            other => panic!("{other:?}"),
-        }
-        match decode_to_pcm16k(&reg("mp4-stsd-past-stbl-esds-panic.bin"), None, 10.0) {
-            Err(AudioError::Unsupported { format }) => {
-                assert!(format.contains("unrecognised"), "{format}")
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_corrupt(&reg("mp4-mdhd-timescale-0-panic.m4a"), "timescale of 0");
+        assert_corrupt(&reg("mp4-esds-past-stsd-panic.m4a"), "esds");
+        assert_unsupported(&reg("mp4-stsd-past-stbl-esds-panic.bin"), "unrecognised");
         // An unregistered MPEG sync word, then a FLAC with a 2 GB picture block.
         assert!(decode_to_pcm16k(
             &reg("unregistered-sync-then-flac-picture-oom.bin"),
@@ -2203,10 +2164,7 @@ mod tests {
         .is_err());
         assert!(probe_marker_at_start(&[0xFF, 0xFB, 0x90]) && probe_marker_at_start(&[0xFF, 0xF1]));
         assert!(!probe_marker_at_start(&[0xFF, 0xF9]) && !probe_marker_at_start(&[0xFF, 0xEB]));
-        match decode_to_pcm16k(&reg("mp4-hdlr-size-0-capacity-overflow.m4a"), None, 10.0) {
-            Err(AudioError::Corrupt { detail }) => assert!(detail.contains("hdlr"), "{detail}"),
-            other => panic!("{other:?}"),
-        }
+        assert_corrupt(&reg("mp4-hdlr-size-0-capacity-overflow.m4a"), "hdlr");
         assert!(decode_to_pcm16k(&reg("adts-midfile-step-by-0-panic.bin"), None, 10.0).is_err());
         let _ = decode_to_pcm16k(&reg("id3-id3-adts-midfile-step-by-0-panic.mp3"), None, 10.0);
         // The same checks on synthetic headers; rates at the bounds still decode.
@@ -2256,12 +2214,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
-        match decode_to_pcm16k(&reg, None, 10.0) {
-            Err(AudioError::Unsupported { format }) => {
-                assert!(format.contains("unrecognised"), "{format}")
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_unsupported(&reg, "unrecognised");
         // Leading ID3v2 tags are cut off unread: a WAV behind two tags decodes, and a tag
         // declaring 200 MB over a 30-byte file is simply the end of it.
         let audio = wav(Fmt::I16, 16_000, 1, 1_600, sine(440.0, 16_000, 0.5));
@@ -2427,8 +2380,6 @@ mod tests {
         ] {
             assert!(decode_to_pcm16k(&bytes, Some(h), 10.0).is_ok(), "{h}");
         }
-        // A Vec can be handed over without a copy.
-        assert!(decode_owned_to_pcm16k(bytes, None, 10.0).is_ok());
     }
 
     /// mp3 / flac / ogg-vorbis / m4a-aac / m4a-alac made by ffmpeg from a generated
