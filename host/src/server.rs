@@ -47,14 +47,11 @@ pub struct EngineOptions {
 pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    match options.profile {
-        Some(crate::config::WasmProfile::Perfmap) => {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        Some(crate::config::WasmProfile::Jitdump) => {
-            config.profiler(wasmtime::ProfilingStrategy::JitDump);
-        }
-        None => {}
+    if let Some(profile) = options.profile {
+        config.profiler(match profile {
+            crate::config::WasmProfile::Perfmap => wasmtime::ProfilingStrategy::PerfMap,
+            crate::config::WasmProfile::Jitdump => wasmtime::ProfilingStrategy::JitDump,
+        });
     }
     if options.pooling {
         let instances = options.max_instances.max(1);

@@ -18,7 +18,7 @@ pub fn suppress(logits: &mut [f32], ids: &[u32]) {
 /// error below 3e-7 on [-87, 88]. Smaller x, `-inf` included, gives e^-87 ≈ 1.6e-38 instead of
 /// 0, which no row sum can notice next to its maximum's e^0 = 1.
 #[inline(always)]
-pub fn exp_approx(x: f32) -> f32 {
+fn exp_approx(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
