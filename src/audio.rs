@@ -2400,6 +2400,16 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("audio-rs-ffmpeg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // `ffmpeg -i src <args> out`, true when it succeeded.
+        let ffmpeg = |src: &std::path::Path, args: &[&str], out: &std::path::Path| {
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(src)
+                .args(args)
+                .arg(out)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
         let secs = 3.0;
         let rate = 44_100;
         let src = dir.join("src.wav");
@@ -2424,14 +2434,7 @@ mod tests {
         let mut failures = Vec::new();
         for (i, (ext, args)) in variants.iter().enumerate() {
             let out = dir.join(format!("v{i}.{ext}"));
-            let status = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-                .arg(&src)
-                .args(*args)
-                .arg(&out)
-                .status()
-                .unwrap();
-            assert!(status.success(), "ffmpeg {args:?}");
+            assert!(ffmpeg(&src, args, &out), "ffmpeg {args:?}");
             let bytes = std::fs::read(&out).unwrap();
             let what = format!("{ext} {args:?}");
             match decode_to_pcm16k(&bytes, Some(ext), 60.0) {
@@ -2454,14 +2457,7 @@ mod tests {
         // Matroska/WebM is refused, naming the codec (no demuxer: see the module docs).
         for (ext, codec, name) in [("webm", "libvorbis", "Vorbis"), ("mkv", "flac", "FLAC")] {
             let out = dir.join(format!("refused.{ext}"));
-            let status = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-                .arg(&src)
-                .args(["-c:a", codec])
-                .arg(&out)
-                .status()
-                .unwrap();
-            assert!(status.success(), "ffmpeg {codec}");
+            assert!(ffmpeg(&src, &["-c:a", codec], &out), "ffmpeg {codec}");
             match decode_to_pcm16k(&std::fs::read(&out).unwrap(), Some(ext), 60.0) {
                 Err(AudioError::Unsupported { format })
                     if format == format!("{name} audio in a WebM/Matroska container") => {}
@@ -2470,13 +2466,7 @@ mod tests {
         }
         // Opus is recognised and named, not mis-decoded.
         let opus = dir.join("opus.ogg");
-        let ok = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(&src)
-            .args(["-c:a", "libopus"])
-            .arg(&opus)
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = ffmpeg(&src, &["-c:a", "libopus"], &opus);
         if ok {
             match decode_to_pcm16k(&std::fs::read(&opus).unwrap(), Some("ogg"), 60.0) {
                 Err(AudioError::Unsupported { format }) if format.contains("Opus") => {}
@@ -2500,14 +2490,7 @@ mod tests {
             ("m4a", "aac"),
         ] {
             let out = dir.join(format!("click.{ext}"));
-            let status = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-                .arg(&click_src)
-                .args(["-c:a", codec])
-                .arg(&out)
-                .status()
-                .unwrap();
-            assert!(status.success(), "ffmpeg {codec}");
+            assert!(ffmpeg(&click_src, &["-c:a", codec], &out), "ffmpeg {codec}");
             let pcm = decode_to_pcm16k(&std::fs::read(&out).unwrap(), Some(ext), 60.0).unwrap();
             let peak = pcm
                 .samples
@@ -2537,14 +2520,7 @@ mod tests {
         ];
         for (i, (ext, args)) in cut_variants.iter().enumerate() {
             let out = dir.join(format!("cut{i}.{ext}"));
-            let status = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-                .arg(&src)
-                .args(*args)
-                .arg(&out)
-                .status()
-                .unwrap();
-            assert!(status.success(), "ffmpeg {args:?}");
+            assert!(ffmpeg(&src, args, &out), "ffmpeg {args:?}");
             let bytes = std::fs::read(&out).unwrap();
             let cut = &bytes[..bytes.len() * 6 / 10];
             let what = format!("cut {ext} {args:?}");
