@@ -10,7 +10,7 @@
 pub mod ort;
 #[cfg(feature = "openvino")]
 pub mod openvino;
-pub mod tensor;
+pub mod convention;
 
 use anyhow::{bail, Context as _};
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +21,7 @@ use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGr
 use wasmtime_wasi_nn::wit::Tensor;
 use wasmtime_wasi_nn::{ExecutionContext, Graph, GraphRegistry};
 
-pub use self::tensor::{GraphInfo, IoInfo};
+pub use self::convention::{GraphInfo, IoInfo};
 
 /// A backend that can load a graph file into a wasi-nn [`Graph`].
 pub trait GraphLoader {

@@ -13,14 +13,14 @@
 //! unversioned `libopenvino_c.so` (OPENVINO_INSTALL_DIR, INTEL_OPENVINO_DIR, LD_LIBRARY_PATH).
 
 use super::ort::Target;
-use super::tensor::{self, backend_error, GraphInfo, IoInfo};
+use super::convention::{self, backend_error, GraphInfo, IoInfo};
 use super::GraphLoader;
+use nn_context::{Dtype, Error, Runner};
 use anyhow::Context as _;
 use openvino::{CompiledModel, Core, DeviceType, ElementType, InferRequest, RwPropertyKey, Shape, Tensor as OvTensor};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGraph, Id, NamedTensor};
-use wasmtime_wasi_nn::wit::{Tensor, TensorType};
+use wasmtime_wasi_nn::backend::{BackendError, BackendGraph};
 use wasmtime_wasi_nn::{ExecutionContext, Graph};
 
 /// What to tell a user whose OpenVINO libraries are missing.
@@ -77,26 +77,26 @@ fn device(target: Target) -> DeviceType<'static> {
     }
 }
 
-fn tensor_type(ty: ElementType) -> Option<TensorType> {
+fn tensor_type(ty: ElementType) -> Option<Dtype> {
     Some(match ty {
-        ElementType::F32 => TensorType::Fp32,
-        ElementType::F16 => TensorType::Fp16,
-        ElementType::I64 => TensorType::I64,
-        ElementType::I32 => TensorType::I32,
-        ElementType::U8 => TensorType::U8,
+        ElementType::F32 => Dtype::F32,
+        ElementType::F16 => Dtype::F16,
+        ElementType::I64 => Dtype::I64,
+        ElementType::I32 => Dtype::I32,
+        ElementType::U8 => Dtype::U8,
         _ => return None,
     })
 }
 
-fn element_type(ty: TensorType) -> ElementType {
+fn element_type(ty: Dtype) -> ElementType {
     match ty {
-        TensorType::Fp16 => ElementType::F16,
-        TensorType::Fp32 => ElementType::F32,
-        TensorType::Fp64 => ElementType::F64,
-        TensorType::Bf16 => ElementType::Bf16,
-        TensorType::U8 => ElementType::U8,
-        TensorType::I32 => ElementType::I32,
-        TensorType::I64 => ElementType::I64,
+        Dtype::F16 => ElementType::F16,
+        Dtype::F32 => ElementType::F32,
+        Dtype::F64 => ElementType::F64,
+        Dtype::Bf16 => ElementType::Bf16,
+        Dtype::U8 => ElementType::U8,
+        Dtype::I32 => ElementType::I32,
+        Dtype::I64 => ElementType::I64,
     }
 }
 
@@ -148,126 +148,87 @@ impl BackendGraph for OvGraph {
             .unwrap_or_else(|e| e.into_inner())
             .create_infer_request()
             .map_err(|e| backend_error(format!("OpenVINO: {e}")))?;
-        let given = vec![false; self.0.info.inputs.len()];
-        let ctx: Box<dyn BackendExecutionContext> = Box::new(OvContext { graph: self.0.clone(), request, given, last: Vec::new() });
-        Ok(ctx.into())
+        Ok(convention::into_execution_context(OvRunner { graph: self.0.clone(), request }))
     }
 }
 
-struct OvContext {
+/// The OpenVINO side of one execution context (the convention is `nn_context::Context`'s): the
+/// graph's infer request, given every stored input at each run.
+struct OvRunner {
     graph: Arc<Shared>,
     request: InferRequest,
-    /// Inputs set so far (by the guest or carried).
-    given: Vec<bool>,
-    last: Vec<NamedTensor>,
 }
 
-fn ov_error(e: openvino::InferenceError) -> BackendError {
-    backend_error(format!("OpenVINO: {e}"))
+fn ov_error(e: openvino::InferenceError) -> Error {
+    Error::runtime(format!("OpenVINO: {e}"))
 }
 
-fn new_tensor(ty: ElementType, dims: &[i64], data: &[u8]) -> Result<OvTensor, BackendError> {
+fn new_tensor(ty: ElementType, dims: &[i64], data: &[u8]) -> Result<OvTensor, Error> {
     let shape = Shape::new(dims).map_err(ov_error)?;
     let mut tensor = OvTensor::new(ty, &shape).map_err(ov_error)?;
     if !data.is_empty() {
         let buffer = tensor.get_raw_data_mut().map_err(ov_error)?;
         if buffer.len() != data.len() {
-            return Err(backend_error("OpenVINO allocated a tensor of an unexpected size"));
+            return Err(Error::runtime("OpenVINO allocated a tensor of an unexpected size"));
         }
         buffer.copy_from_slice(data);
     }
     Ok(tensor)
 }
 
-impl OvContext {
-    fn store(&mut self, inputs: Vec<NamedTensor>) -> Result<(), BackendError> {
-        let info = &self.graph.info;
-        let mut checked = Vec::with_capacity(inputs.len());
-        for NamedTensor { name, tensor } in &inputs {
-            let index = info.input_index(name)?;
-            if checked.iter().any(|(i, _)| *i == index) {
-                return Err(backend_error(format!("input `{name}` is given twice")));
-            }
-            let dims = tensor::check_input(&info.inputs[index], &tensor.dimensions, tensor.ty, tensor.data.len())?;
-            checked.push((index, new_tensor(element_type(tensor.ty), &dims, &tensor.data)?));
-        }
-        for (index, tensor) in checked {
-            self.request.set_tensor(&info.inputs[index].name, &tensor).map_err(ov_error)?;
-            self.given[index] = true;
-        }
-        Ok(())
-    }
-
-    fn run(&mut self) -> Result<Vec<NamedTensor>, BackendError> {
-        let graph = self.graph.clone();
-        let info = &graph.info;
-        if let Some(missing) = self.given.iter().position(|g| !g) {
-            let decl = &info.inputs[missing];
-            return Err(backend_error(format!("missing input `{}` ({decl}): it was never given to this execution context", decl.name)));
-        }
-        self.request.infer().map_err(ov_error)?;
-        let mut returned = Vec::new();
-        let mut carried = Vec::new();
-        for (index, decl) in info.outputs.iter().enumerate() {
-            let output = self.request.get_tensor(&decl.name).map_err(ov_error)?;
-            let dims = output.get_shape().map_err(ov_error)?.get_dimensions().to_vec();
-            let data = output.get_raw_data().map_err(ov_error)?;
-            if let Some(&(_, input)) = info.carried.iter().find(|&&(o, _)| o == index) {
-                let ty = output.get_element_type().map_err(ov_error)?;
-                carried.push((input, new_tensor(ty, &dims, data)?));
-            } else {
-                let ty = output.get_element_type().map_err(ov_error)?;
-                let ty = tensor_type(ty).ok_or_else(|| BackendError::UnsupportedTensorType(format!("output `{}` is {ty}", decl.name)))?;
-                let dimensions = dims
-                    .iter()
-                    .map(|&d| u32::try_from(d).map_err(|_| backend_error(format!("output dimension {d} does not fit wasi-nn"))))
-                    .collect::<Result<_, _>>()?;
-                returned.push(NamedTensor { name: decl.name.clone(), tensor: Tensor { dimensions, ty, data: data.to_vec() } });
-            }
-        }
-        for (input, tensor) in carried {
-            self.request.set_tensor(&info.inputs[input].name, &tensor).map_err(ov_error)?;
-            self.given[input] = true;
-        }
-        Ok(returned)
-    }
+fn dims_of(tensor: &OvTensor) -> Result<Vec<i64>, Error> {
+    Ok(tensor.get_shape().map_err(ov_error)?.get_dimensions().to_vec())
 }
 
-impl BackendExecutionContext for OvContext {
-    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
-        let name = match id {
-            Id::Name(name) => name,
-            Id::Index(i) => self
-                .graph
-                .info
-                .inputs
-                .get(i as usize)
-                .map(|i| i.name.clone())
-                .ok_or_else(|| backend_error(format!("input index {i} is out of range")))?,
-        };
-        self.store(vec![NamedTensor { name, tensor: tensor.clone() }])
+/// A tensor stored in a context.
+pub struct OvValue(OvTensor);
+
+// SAFETY: OpenVINO tensors may move between threads (the crate makes them `Send`); a context's
+// values are only touched through `&mut` (one thread at a time), never shared.
+unsafe impl Sync for OvValue {}
+
+impl Runner for OvRunner {
+    type Value = OvValue;
+
+    fn info(&self) -> &GraphInfo {
+        &self.graph.info
     }
 
-    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
-        let found = match &id {
-            Id::Name(name) => self.last.iter().find(|t| &t.name == name),
-            Id::Index(i) => self.last.get(*i as usize),
-        };
-        found
-            .map(|t| t.tensor.clone())
-            .ok_or_else(|| backend_error(format!("no output {id:?}; has `compute` been called?")))
+    fn stage(&mut self, _decl: &IoInfo, t: nn_context::Tensor) -> Result<OvValue, Error> {
+        let dims: Vec<i64> = t.dims.iter().map(|&d| i64::from(d)).collect();
+        new_tensor(element_type(t.ty), &dims, &t.data).map(OvValue)
     }
 
-    fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        match inputs {
-            Some(inputs) => {
-                self.store(inputs)?;
-                self.run().map(Some)
-            }
-            None => {
-                self.last = self.run()?;
-                Ok(None)
-            }
+    fn describe(&self, OvValue(value): &OvValue) -> (Dtype, Vec<u32>) {
+        let ty = value.get_element_type().ok().and_then(tensor_type).unwrap_or(Dtype::F64);
+        let dims = dims_of(value).unwrap_or_default();
+        (ty, dims.iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect())
+    }
+
+    fn run(&mut self, inputs: &[&OvValue]) -> Result<Vec<OvValue>, Error> {
+        let info = &self.graph.info;
+        for (decl, OvValue(tensor)) in info.inputs.iter().zip(inputs) {
+            self.request.set_tensor(&decl.name, tensor).map_err(ov_error)?;
         }
+        self.request.infer().map_err(ov_error)?;
+        // Copied out: the infer request reuses its output buffers in the next inference.
+        info.outputs
+            .iter()
+            .map(|decl| {
+                let output = self.request.get_tensor(&decl.name).map_err(ov_error)?;
+                let ty = output.get_element_type().map_err(ov_error)?;
+                new_tensor(ty, &dims_of(&output)?, output.get_raw_data().map_err(ov_error)?).map(OvValue)
+            })
+            .collect()
+    }
+
+    fn read(&self, OvValue(value): &OvValue) -> Result<nn_context::Tensor, Error> {
+        let ov_ty = value.get_element_type().map_err(ov_error)?;
+        let ty = tensor_type(ov_ty).ok_or_else(|| Error::unsupported(format!("an output is {ov_ty}")))?;
+        let dims = dims_of(value)?
+            .iter()
+            .map(|&d| u32::try_from(d).map_err(|_| Error::runtime(format!("output dimension {d} does not fit wasi-nn"))))
+            .collect::<Result<_, _>>()?;
+        Ok(nn_context::Tensor { dims, ty, data: value.get_raw_data().map_err(ov_error)?.to_vec() })
     }
 }

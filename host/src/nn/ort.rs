@@ -13,8 +13,9 @@
 //!   guest memory becomes the tensor's buffer when it is aligned, which the system allocator
 //!   gives in practice); outputs are copied once, into the `Vec<u8>` the wasi-nn API needs.
 
-use super::tensor::{self, backend_error, GraphInfo, IoInfo};
+use super::convention::{self, backend_error, GraphInfo, IoInfo};
 use super::GraphLoader;
+use nn_context::{Dtype, Error, Runner};
 use anyhow::{bail, Context as _};
 use ort::execution_providers::{
     CPUExecutionProvider, CUDAExecutionProvider, ExecutionProvider, ExecutionProviderDispatch,
@@ -31,10 +32,8 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use wasmtime_wasi_nn::backend::{
-    BackendError, BackendExecutionContext, BackendFromDir, BackendGraph, BackendInner, Id, NamedTensor,
-};
-use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding, Tensor, TensorType};
+use wasmtime_wasi_nn::backend::{BackendError, BackendFromDir, BackendGraph, BackendInner};
+use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding};
 use wasmtime_wasi_nn::{ExecutionContext, Graph};
 
 /// Where graphs run.
@@ -289,13 +288,13 @@ pub fn available_providers() -> Vec<String> {
     }
 }
 
-fn tensor_type(ty: TensorElementType) -> Option<TensorType> {
+fn tensor_type(ty: TensorElementType) -> Option<Dtype> {
     Some(match ty {
-        TensorElementType::Float32 => TensorType::Fp32,
-        TensorElementType::Float16 => TensorType::Fp16,
-        TensorElementType::Int64 => TensorType::I64,
-        TensorElementType::Int32 => TensorType::I32,
-        TensorElementType::Uint8 => TensorType::U8,
+        TensorElementType::Float32 => Dtype::F32,
+        TensorElementType::Float16 => Dtype::F16,
+        TensorElementType::Int64 => Dtype::I64,
+        TensorElementType::Int32 => Dtype::I32,
+        TensorElementType::Uint8 => Dtype::U8,
         _ => return None,
     })
 }
@@ -347,7 +346,7 @@ impl OrtGraph {
     ///
     /// ONNX Runtime documents `Run` as safe to call concurrently on one session; ort rc.10 only
     /// offers it through `&mut Session`, so this calls the C function itself.
-    fn run(&self, inputs: &[&DynValue]) -> Result<Vec<DynValue>, BackendError> {
+    fn run(&self, inputs: &[&DynValue]) -> Result<Vec<DynValue>, Error> {
         debug_assert_eq!(inputs.len(), self.input_names.len());
         let input_names: Vec<*const c_char> = self.input_names.iter().map(|n| n.as_ptr()).collect();
         let output_names: Vec<*const c_char> = self.output_names.iter().map(|n| n.as_ptr()).collect();
@@ -377,10 +376,10 @@ impl OrtGraph {
             // SAFETY: a non-null output is a fresh OrtValue that we now own.
             .map(|p| NonNull::new(p).map(|p| unsafe { DynValue::from_ptr(p, Some(inner.clone())) }))
             .collect();
-        result.map_err(|e| backend_error(format!("ONNX Runtime failed: {e}")))?;
+        result.map_err(|e| Error::runtime(format!("ONNX Runtime failed: {e}")))?;
         values
             .into_iter()
-            .map(|v| v.ok_or_else(|| backend_error("ONNX Runtime returned no value for an output")))
+            .map(|v| v.ok_or_else(|| Error::runtime("ONNX Runtime returned no value for an output")))
             .collect()
     }
 }
@@ -397,9 +396,7 @@ struct SharedGraph(Arc<OrtGraph>);
 
 impl BackendGraph for SharedGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let inputs = (0..self.0.info.inputs.len()).map(|_| None).collect();
-        let ctx: Box<dyn BackendExecutionContext> = Box::new(OrtContext { graph: self.0.clone(), inputs, last: Vec::new() });
-        Ok(ctx.into())
+        Ok(convention::into_execution_context(OrtRunner(self.0.clone())))
     }
 }
 
@@ -423,19 +420,19 @@ impl Stored {
     }
 
     /// Wraps guest bytes (already checked against `dims`) as an ONNX Runtime tensor.
-    fn from_guest(ty: TensorType, dims: Vec<i64>, bytes: Vec<u8>) -> Result<Self, BackendError> {
+    fn from_guest(ty: Dtype, dims: Vec<i64>, bytes: Vec<u8>) -> Result<Self, Error> {
         match ty {
-            TensorType::Fp32 => Self::typed::<f32>(dims, bytes),
-            TensorType::Fp16 => Self::typed::<half::f16>(dims, bytes),
-            TensorType::I64 => Self::typed::<i64>(dims, bytes),
-            TensorType::I32 => Self::typed::<i32>(dims, bytes),
-            TensorType::U8 => Self::typed::<u8>(dims, bytes),
-            TensorType::Fp64 | TensorType::Bf16 => Err(BackendError::UnsupportedTensorType(tensor::dtype_name(ty).into())),
+            Dtype::F32 => Self::typed::<f32>(dims, bytes),
+            Dtype::F16 => Self::typed::<half::f16>(dims, bytes),
+            Dtype::I64 => Self::typed::<i64>(dims, bytes),
+            Dtype::I32 => Self::typed::<i32>(dims, bytes),
+            Dtype::U8 => Self::typed::<u8>(dims, bytes),
+            Dtype::F64 | Dtype::Bf16 => Err(Error::unsupported(nn_context::dtype_name(ty))),
         }
     }
 
-    fn typed<T: PrimitiveTensorElementType + Debug + Copy + 'static>(dims: Vec<i64>, mut bytes: Vec<u8>) -> Result<Self, BackendError> {
-        let ort_error = |e: ort::Error| backend_error(format!("cannot create an ONNX Runtime tensor: {e}"));
+    fn typed<T: PrimitiveTensorElementType + Debug + Copy + 'static>(dims: Vec<i64>, mut bytes: Vec<u8>) -> Result<Self, Error> {
+        let ort_error = |e: ort::Error| Error::runtime(format!("cannot create an ONNX Runtime tensor: {e}"));
         let size = std::mem::size_of::<T>();
         if !bytes.is_empty() && bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0 {
             // SAFETY: the buffer holds `product(dims)` properly aligned elements of `T` (checked
@@ -466,138 +463,72 @@ impl Stored {
     }
 }
 
-/// Copies an output value into a wasi-nn tensor (its own dtype and shape).
-fn to_wasi_tensor(name: &str, value: &DynValue) -> Result<Tensor, BackendError> {
-    fn bytes_of<T: PrimitiveTensorElementType>(value: &DynValue) -> Result<(Vec<u32>, Vec<u8>), BackendError> {
+/// The ONNX Runtime side of one execution context (the convention is `nn_context::Context`'s).
+struct OrtRunner(Arc<OrtGraph>);
+
+// SAFETY: ONNX Runtime values and sessions may move between threads; a context's values are only
+// touched through `&mut` (one thread at a time), and `Run` is thread-safe on a shared session.
+unsafe impl Send for OrtRunner {}
+unsafe impl Sync for OrtRunner {}
+unsafe impl Send for Stored {}
+unsafe impl Sync for Stored {}
+
+impl Runner for OrtRunner {
+    type Value = Stored;
+
+    fn info(&self) -> &GraphInfo {
+        &self.0.info
+    }
+
+    fn stage(&mut self, _decl: &IoInfo, t: nn_context::Tensor) -> Result<Stored, Error> {
+        Stored::from_guest(t.ty, t.dims.iter().map(|&d| i64::from(d)).collect(), t.data)
+    }
+
+    fn describe(&self, value: &Stored) -> (Dtype, Vec<u32>) {
+        match value.value().dtype() {
+            ValueType::Tensor { ty, shape, .. } => (
+                tensor_type(*ty).unwrap_or(Dtype::F64),
+                shape.iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect(),
+            ),
+            _ => (Dtype::F64, Vec::new()),
+        }
+    }
+
+    fn run(&mut self, inputs: &[&Stored]) -> Result<Vec<Stored>, Error> {
+        let values: Vec<&DynValue> = inputs.iter().map(|s| s.value()).collect();
+        Ok(self.0.run(&values)?.into_iter().map(Stored::Owned).collect())
+    }
+
+    fn read(&self, value: &Stored) -> Result<nn_context::Tensor, Error> {
+        to_tensor(value.value())
+    }
+}
+
+/// Copies a value into a wasi-nn tensor (its own dtype and shape).
+fn to_tensor(value: &DynValue) -> Result<nn_context::Tensor, Error> {
+    fn bytes_of<T: PrimitiveTensorElementType>(value: &DynValue) -> Result<(Vec<u32>, Vec<u8>), Error> {
         let (shape, data) = value
             .try_extract_tensor::<T>()
-            .map_err(|e| backend_error(format!("cannot read an output: {e}")))?;
+            .map_err(|e| Error::runtime(format!("cannot read an output: {e}")))?;
         let dims = shape
             .iter()
-            .map(|&d| u32::try_from(d).map_err(|_| backend_error(format!("output dimension {d} does not fit wasi-nn"))))
+            .map(|&d| u32::try_from(d).map_err(|_| Error::runtime(format!("output dimension {d} does not fit wasi-nn"))))
             .collect::<Result<_, _>>()?;
         // SAFETY: reinterpreting initialised primitive values as bytes.
         let bytes = unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) };
         Ok((dims, bytes.to_vec()))
     }
     let ValueType::Tensor { ty, .. } = value.dtype() else {
-        return Err(backend_error(format!("output `{name}` is not a tensor")));
+        return Err(Error::runtime("an output is not a tensor"));
     };
-    let (dims, data, ty) = match ty {
-        TensorElementType::Float32 => bytes_of::<f32>(value).map(|(d, b)| (d, b, TensorType::Fp32))?,
-        TensorElementType::Float16 => bytes_of::<half::f16>(value).map(|(d, b)| (d, b, TensorType::Fp16))?,
-        TensorElementType::Int64 => bytes_of::<i64>(value).map(|(d, b)| (d, b, TensorType::I64))?,
-        TensorElementType::Int32 => bytes_of::<i32>(value).map(|(d, b)| (d, b, TensorType::I32))?,
-        TensorElementType::Uint8 => bytes_of::<u8>(value).map(|(d, b)| (d, b, TensorType::U8))?,
-        other => return Err(BackendError::UnsupportedTensorType(format!("output `{name}` is {other}"))),
+    let ty = tensor_type(*ty).ok_or_else(|| Error::unsupported(format!("an output is {ty}")))?;
+    let (dims, data) = match ty {
+        Dtype::F32 => bytes_of::<f32>(value)?,
+        Dtype::F16 => bytes_of::<half::f16>(value)?,
+        Dtype::I64 => bytes_of::<i64>(value)?,
+        Dtype::I32 => bytes_of::<i32>(value)?,
+        Dtype::U8 => bytes_of::<u8>(value)?,
+        Dtype::F64 | Dtype::Bf16 => unreachable!("tensor_type maps no ONNX type to these"),
     };
-    Ok(Tensor { dimensions: dims, ty, data })
-}
-
-/// An execution context: the stored inputs (see the crate docs for the convention).
-struct OrtContext {
-    graph: Arc<OrtGraph>,
-    /// One slot per graph input, in graph order.
-    inputs: Vec<Option<Stored>>,
-    /// Outputs of the last compute, for the witx-style `get_output`.
-    last: Vec<NamedTensor>,
-}
-
-// SAFETY: the ORT values are only touched through `&mut self` (one thread at a time); ONNX
-// Runtime values and sessions may move between threads.
-unsafe impl Send for OrtContext {}
-unsafe impl Sync for OrtContext {}
-
-impl OrtContext {
-    /// Checks every input first, then stores them all (so a bad request changes nothing).
-    fn store(&mut self, inputs: Vec<NamedTensor>) -> Result<(), BackendError> {
-        let info = &self.graph.info;
-        let mut checked = Vec::with_capacity(inputs.len());
-        for NamedTensor { name, tensor } in inputs {
-            let index = info.input_index(&name)?;
-            if checked.iter().any(|(i, _, _)| *i == index) {
-                return Err(backend_error(format!("input `{name}` is given twice")));
-            }
-            let dims = tensor::check_input(&info.inputs[index], &tensor.dimensions, tensor.ty, tensor.data.len())?;
-            checked.push((index, dims, tensor));
-        }
-        for (index, dims, tensor) in checked {
-            self.inputs[index] = Some(Stored::from_guest(tensor.ty, dims, tensor.data)?);
-        }
-        Ok(())
-    }
-
-    /// Runs the graph on the stored inputs; keeps carried outputs, returns the others.
-    fn run(&mut self) -> Result<Vec<NamedTensor>, BackendError> {
-        let graph = self.graph.clone();
-        let info = &graph.info;
-        let values = self
-            .inputs
-            .iter()
-            .zip(&info.inputs)
-            .map(|(slot, decl)| {
-                slot.as_ref().map(Stored::value).ok_or_else(|| {
-                    backend_error(format!(
-                        "missing input `{}` ({decl}): it was never given to this execution context",
-                        decl.name
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let outputs = graph.run(&values)?;
-        let mut returned = Vec::with_capacity(outputs.len());
-        let mut carried = Vec::new();
-        for (index, value) in outputs.into_iter().enumerate() {
-            if let Some(&(_, input)) = info.carried.iter().find(|&&(o, _)| o == index) {
-                carried.push((input, value));
-            } else {
-                let name = info.outputs[index].name.clone();
-                let tensor = to_wasi_tensor(&name, &value)?;
-                returned.push(NamedTensor { name, tensor });
-            }
-        }
-        for (input, value) in carried {
-            self.inputs[input] = Some(Stored::Owned(value));
-        }
-        Ok(returned)
-    }
-}
-
-impl BackendExecutionContext for OrtContext {
-    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
-        let name = match id {
-            Id::Name(name) => name,
-            Id::Index(i) => self
-                .graph
-                .info
-                .inputs
-                .get(i as usize)
-                .map(|i| i.name.clone())
-                .ok_or_else(|| backend_error(format!("input index {i} is out of range")))?,
-        };
-        self.store(vec![NamedTensor { name, tensor: tensor.clone() }])
-    }
-
-    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
-        let found = match &id {
-            Id::Name(name) => self.last.iter().find(|t| &t.name == name),
-            Id::Index(i) => self.last.get(*i as usize),
-        };
-        found
-            .map(|t| t.tensor.clone())
-            .ok_or_else(|| backend_error(format!("no output {id:?}; has `compute` been called?")))
-    }
-
-    fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        match inputs {
-            Some(inputs) => {
-                self.store(inputs)?;
-                self.run().map(Some)
-            }
-            None => {
-                self.last = self.run()?;
-                Ok(None)
-            }
-        }
-    }
+    Ok(nn_context::Tensor { dims, ty, data })
 }
