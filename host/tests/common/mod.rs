@@ -107,9 +107,32 @@ pub fn openvino_backend() -> Result<&'static whisper_host::nn::openvino::Openvin
         .map_err(Clone::clone)
 }
 
-/// Every backend this build has, by name: ONNX Runtime, and OpenVINO (feature `openvino`).
+/// tract, the engine of the pure-wasm provider (provider/), here natively through the same
+/// convention adapter as our native backends: the conformance cases hold for it too.
+pub struct TractLoader;
+
+struct TractBackendGraph(std::sync::Arc<wasi_nn_tract::TractGraph>);
+
+impl wasmtime_wasi_nn::backend::BackendGraph for TractBackendGraph {
+    fn init_execution_context(&self) -> Result<wasmtime_wasi_nn::ExecutionContext, wasmtime_wasi_nn::backend::BackendError> {
+        Ok(whisper_host::nn::convention::into_execution_context(wasi_nn_tract::TractRunner(self.0.clone())))
+    }
+}
+
+impl GraphLoader for TractLoader {
+    fn load_file(&self, path: &Path) -> anyhow::Result<(wasmtime_wasi_nn::Graph, whisper_host::GraphInfo)> {
+        let bytes = std::fs::read(path)?;
+        let graph = wasi_nn_tract::TractGraph::load(&bytes, &Default::default()).map_err(anyhow::Error::msg)?;
+        let info = graph.info().clone();
+        let boxed: Box<dyn wasmtime_wasi_nn::backend::BackendGraph> = Box::new(TractBackendGraph(std::sync::Arc::new(graph)));
+        Ok((boxed.into(), info))
+    }
+}
+
+/// Every backend this build has, by name: ONNX Runtime, OpenVINO (feature `openvino`), and
+/// tract (the pure-wasm provider's engine).
 pub fn backends() -> Vec<(&'static str, &'static dyn GraphLoader)> {
-    let mut all: Vec<(&'static str, &'static dyn GraphLoader)> = Vec::new();
+    let mut all: Vec<(&'static str, &'static dyn GraphLoader)> = vec![("tract", &TractLoader)];
     if let Some(ort) = require(backend()) {
         all.push(("onnx", ort));
     }
