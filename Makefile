@@ -17,14 +17,29 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/whisper_component.wasm
 HOST := $(TARGET_DIR)/release/whisper-host
 CARGO ?= cargo
+# Stock hosts: the pure-wasm wasi:nn provider (provider/), pre-initialised per model and plugged
+# into the component (scripts/compose.sh). Stock wasmtime-cli, wac-cli and wasm-tools are
+# installed by scripts/setup-tools.sh into a cache shared by every checkout.
+WHISPER_CACHE ?= $(HOME)/.cache/whisper-edge
+TOOLS_BIN := $(WHISPER_CACHE)/tools/bin
+# Its own target directory: tract's kernels want relaxed SIMD (fused multiply-add) too, and
+# RUSTFLAGS must not change under the component's build.
+PROVIDER_TARGET_DIR := $(TARGET_DIR)/provider
+PROVIDER := $(PROVIDER_TARGET_DIR)/wasm32-wasip2/release/wasi_nn_tract.wasm
+EDGE_DIR := $(TARGET_DIR)/edge
+# Models `make edge` composes (`make test` needs base).
+EDGE_MODELS ?= base
 
-.PHONY: bench serve test setup setup-apt setup-rust setup-python models build build-host build-component fixtures test-unit test-e2e test-python clean help fuzz
+.PHONY: bench serve test setup setup-apt setup-rust setup-python setup-tools models build build-host build-component fixtures test-unit test-e2e test-python clean help fuzz
+.PHONY: build-provider edge serve-wasmtime test-stock
 
 help:
 	@echo "make serve   - set up on first use, then serve $(MODEL) on $(LISTEN) (LISTEN=host:port to change)"
 	@echo "make test    - everything the tests need, then the full suite"
 	@echo "make bench   - our server against faster-whisper (bench/README.md; BENCH_ARGS=\"--runs 1\")"
 	@echo "make models  - download and convert models (MODELS=\"base tiny.en base-int8\")"
+	@echo "make serve-wasmtime - the composed component on stock \`wasmtime serve\` (MODEL, LISTEN as for serve)"
+	@echo "make edge    - compose whisper-edge-<model>.wasm for stock hosts (EDGE_MODELS=\"base tiny.en\")"
 
 # SERVE_ARGS: more host flags, e.g. SERVE_ARGS="--backend openvino" (whisper-host --help).
 SERVE_ARGS ?=
@@ -35,7 +50,8 @@ serve: setup build
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
-	@$(MAKE) --no-print-directory test-unit test-e2e test-python
+	@$(MAKE) --no-print-directory edge EDGE_MODELS=base
+	@$(MAKE) --no-print-directory test-unit test-e2e test-stock test-python
 
 setup: setup-apt setup-rust setup-python
 
@@ -48,6 +64,9 @@ setup-rust:
 setup-python:
 	@bash scripts/setup-python.sh
 
+setup-tools:
+	@bash scripts/setup-tools.sh
+
 MODELS ?= $(MODEL)
 models: setup-python
 	@$(PY) -m models.convert $(MODELS) --out $(MODELS_DIR)
@@ -55,10 +74,29 @@ models: setup-python
 build: build-component build-host
 
 build-host:
-	$(CARGO) build --release -p whisper-host
+	$(CARGO) build --release -p whisper-host --bins --examples
 
 build-component: setup-rust
 	$(CARGO) build --release --target wasm32-wasip2 -p whisper-component
+
+build-provider: setup-rust
+	CARGO_TARGET_DIR=$(PROVIDER_TARGET_DIR) RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+	  $(CARGO) build --release --target wasm32-wasip2 -p wasi-nn-tract
+
+# One self-contained component per model in $(EDGE_DIR): whisper-edge-<model>.wasm.
+edge: setup-tools build-component build-provider
+	@$(MAKE) --no-print-directory models MODELS="$(EDGE_MODELS)"
+	@for m in $(EDGE_MODELS); do \
+	  TOOLS_BIN=$(TOOLS_BIN) bash scripts/compose.sh $$m $(COMPONENT) $(PROVIDER) $(MODELS_DIR) $(EDGE_DIR) || exit 1; \
+	done
+
+# Stock `wasmtime serve` (crates.io wasmtime-cli 48.0.8), nothing of ours but the .wasm.
+# WASMTIME_ARGS: more `wasmtime serve` flags, e.g. "-W max-memory-size=2147483648".
+WASMTIME_ARGS ?=
+serve-wasmtime: setup
+	@$(MAKE) --no-print-directory edge EDGE_MODELS=$(MODEL)
+	$(TOOLS_BIN)/wasmtime serve -S cli --addr $(LISTEN) --env WHISPER_MODEL=$(MODEL) $(WASMTIME_ARGS) \
+	  $(EDGE_DIR)/whisper-edge-$(MODEL).wasm
 
 fixtures:
 	@bash tests/fixtures/make_fixtures.sh
@@ -67,12 +105,20 @@ fixtures:
 # Native unit tests of the component's logic and the host's backend.
 test-unit:
 	WHISPER_COMPONENT=$(COMPONENT) $(CARGO) test --release -p whisper-component --lib --test component
-	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(CARGO) test --release -p whisper-host
+	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(CARGO) test --release -p whisper-host -p nn-context -p wasi-nn-tract
 
 # End to end: the real host, the real component, real models, real speech, over loopback HTTP.
 test-e2e:
 	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) \
 	  WHISPER_MODELS_DIR=$(MODELS_DIR) $(CARGO) test --release -p whisper-component --test e2e -- --test-threads=1
+
+# The composed base component on stock `wasmtime serve`, and static checks of it (Spin's world).
+# Also the two embedding examples (host/examples/).
+test-stock:
+	WASMTIME_BIN=$(TOOLS_BIN)/wasmtime WASM_TOOLS_BIN=$(TOOLS_BIN)/wasm-tools WHISPER_COMPONENT=$(COMPONENT) \
+	  WHISPER_EDGE_WASM=$(EDGE_DIR)/whisper-edge-base.wasm WHISPER_EXAMPLES_DIR=$(TARGET_DIR)/release/examples \
+	  WHISPER_MODELS_DIR=$(MODELS_DIR) ORT_DYLIB_PATH="$(ORT_LIB)" \
+	  $(CARGO) test --release -p whisper-component --test stock
 
 # The converter's checks against faster-whisper, and the OpenAI SDK and faster-whisper
 # parity suites against the real host.
@@ -86,6 +132,17 @@ BENCH_ARGS ?=
 bench: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="base base-int8"
 	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/bench.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/results.json $(BENCH_ARGS)
+
+# The composed components on stock `wasmtime serve`, beside our host (bench/README.md).
+# BENCH_STOCK_MODELS: which to compose and measure; BENCH_STOCK_ARGS="--runs 1 --no-long".
+BENCH_STOCK_MODELS ?= tiny.en base base-int8
+BENCH_STOCK_ARGS ?=
+.PHONY: bench-stock
+bench-stock: setup build fixtures
+	@$(MAKE) --no-print-directory edge EDGE_MODELS="$(BENCH_STOCK_MODELS)"
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/stock.py --wasmtime $(TOOLS_BIN)/wasmtime --edge-dir $(EDGE_DIR) \
+	  --models "$(shell echo $(BENCH_STOCK_MODELS) | tr ' ' ',')" --host-bin $(HOST) --component $(COMPONENT) \
+	  --models-dir $(MODELS_DIR) --out bench/stock.json $(BENCH_STOCK_ARGS)
 
 clean:
 	rm -rf target models/build tests/fixtures/gen
