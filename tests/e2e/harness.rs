@@ -23,23 +23,28 @@ impl Suite {
         self.cases.push((name, case));
     }
 
-    /// Runs the selected cases; returns the process exit code.
+    /// Runs the selected cases against our host; returns the process exit code.
     pub fn run(self) -> i32 {
+        self.run_with(Server::start)
+    }
+
+    /// Runs the selected cases against the server `start` launches.
+    pub fn run_with(self, start: impl FnOnce() -> Result<Server, String>) -> i32 {
         let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
         let selected: Vec<_> = self
             .cases
             .into_iter()
             .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())))
             .collect();
-        let server = match Server::start() {
+        let server = match start() {
             Ok(s) => s,
             Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                eprintln!("e2e: cannot start the host: {why}");
+                eprintln!("e2e: cannot start the server: {why}");
                 println!("0 passed, {} failed", selected.len());
                 return 1;
             }
             Err(why) => {
-                eprintln!("e2e: skipped, cannot start the host: {why}");
+                eprintln!("e2e: skipped, cannot start the server: {why}");
                 println!("0 passed, 0 failed, {} skipped", selected.len());
                 return 0;
             }
@@ -75,7 +80,7 @@ pub struct Server {
     child: Child,
 }
 
-fn env_path(name: &str) -> Result<PathBuf, String> {
+pub fn env_path(name: &str) -> Result<PathBuf, String> {
     let p = std::env::var(name).map_err(|_| format!("{name} is not set"))?;
     let p = PathBuf::from(p);
     if p.exists() { Ok(p) } else { Err(format!("{name}={} does not exist", p.display())) }
@@ -99,25 +104,30 @@ impl Server {
                 return Err(format!("model {m} is missing in {}", models.display()));
             }
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(bin)
-            .args(["--listen", &addr, "--component"])
+        let addr = free_addr()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", &addr, "--component"])
             .arg(&component)
             .arg("--models")
             .arg(&models)
             .args(wanted.iter().flat_map(|m| ["--model", m]))
-            .args(flags)
+            .args(flags);
+        Server::launch(cmd, &addr)
+    }
+
+    /// Starts `cmd` (a server that will listen on `addr`) and waits until it answers `/health`.
+    pub fn launch(mut cmd: Command, addr: &str) -> Result<Server, String> {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{}: {e}", cmd.get_program().to_string_lossy()))?;
         let mut server = Server { base: format!("http://{addr}"), child };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("the host exited during start-up ({status})"));
+                return Err(format!("the server exited during start-up ({status})"));
             }
             if let Ok(r) = server.get("/health") {
                 if r.status == 200 {
@@ -125,7 +135,7 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
-                return Err("the host did not answer /health within 120 s".into());
+                return Err("the server did not answer /health within 120 s".into());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -188,6 +198,12 @@ impl Server {
         resp.into_body().into_reader().read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         Ok(Reply { status, content_type, body: bytes })
     }
+}
+
+/// A free loopback address (`127.0.0.1:PORT`).
+pub fn free_addr() -> Result<String, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 impl Drop for Server {
