@@ -60,22 +60,33 @@ fn component_imports_only_wasi_and_exports_the_http_handler() {
 }
 
 #[test]
-fn spin_manifest_describes_the_component() {
+fn spin_manifests_describe_the_composed_app() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let manifest: toml::Table = std::fs::read_to_string(root.join("spin.toml")).unwrap().parse().unwrap();
-    assert_eq!(manifest["spin_manifest_version"].as_integer(), Some(2));
-    let triggers = manifest["trigger"]["http"].as_array().expect("[[trigger.http]]");
-    assert_eq!(triggers.len(), 1);
-    let id = triggers[0]["component"].as_str().unwrap();
-    assert!(triggers[0]["route"].as_str().unwrap().starts_with('/'));
-    let comp = &manifest["component"][id];
-    // `source` is exactly what the build command produces.
-    assert_eq!(comp["source"].as_str(), Some("target/wasm32-wasip2/release/whisper_component.wasm"));
-    let build = &comp["build"];
-    let cmd = build["command"].as_str().unwrap();
-    assert!(cmd.contains("--target wasm32-wasip2") && cmd.contains("--release") && cmd.contains("whisper-component"), "{cmd}");
-    assert!(build["watch"].as_array().is_some_and(|w| !w.is_empty()));
-    assert!(comp["environment"]["WHISPER_MODEL"].is_str());
-    assert_eq!(comp["allowed_outbound_hosts"].as_array().map(|a| a.len()), Some(0));
-    assert!(comp.get("files").is_none(), "the component needs no files");
+    // (manifest, the source `make edge` produces, the dependency that satisfies wasi:nn)
+    for (file, source, nn) in [
+        ("spin.toml", "target/edge/whisper-edge-base.wasm", None),
+        ("spin-deps.toml", "target/wasm32-wasip2/release/whisper_component.wasm", Some("target/edge/nn-base.wasm")),
+    ] {
+        let manifest: toml::Table = std::fs::read_to_string(root.join(file)).unwrap().parse().unwrap();
+        assert_eq!(manifest["spin_manifest_version"].as_integer(), Some(2), "{file}");
+        let triggers = manifest["trigger"]["http"].as_array().expect("[[trigger.http]]");
+        assert_eq!(triggers.len(), 1);
+        let id = triggers[0]["component"].as_str().unwrap();
+        assert!(triggers[0]["route"].as_str().unwrap().starts_with('/'));
+        let comp = &manifest["component"][id];
+        assert_eq!(comp["source"].as_str(), Some(source), "{file}");
+        let deps = comp.get("dependencies").and_then(|d| d.get("wasi:nn@0.2.0-rc-2024-10-28"));
+        assert_eq!(deps.and_then(|d| d["path"].as_str()), nn, "{file}");
+        let build = &comp["build"];
+        assert_eq!(build["command"].as_str(), Some("make edge EDGE_MODELS=base"), "{file}");
+        assert!(build["watch"].as_array().is_some_and(|w| !w.is_empty()));
+        assert_eq!(comp["environment"]["WHISPER_MODEL"].as_str(), Some("base"));
+        assert_eq!(comp["allowed_outbound_hosts"].as_array().map(|a| a.len()), Some(0));
+        assert!(comp.get("files").is_none(), "the component needs no files");
+    }
+    // The paths are the ones `make edge` writes (scripts/compose.sh: OUT_DIR/whisper-edge-MODEL.wasm, OUT_DIR/nn-MODEL.wasm).
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    assert!(makefile.contains("EDGE_DIR := $(TARGET_DIR)/edge"));
+    let compose = std::fs::read_to_string(root.join("scripts/compose.sh")).unwrap();
+    assert!(compose.contains(r#"edge="$out/whisper-edge-$model.wasm""#) && compose.contains(r#"plug="$out/nn-$model.wasm""#));
 }
