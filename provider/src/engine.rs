@@ -214,3 +214,22 @@ impl Runner for TractRunner {
         Ok(Tensor { dims, ty, data: value.as_bytes().to_vec() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_parse_name_equals_size() {
+        assert_eq!(Pins::parse("").unwrap(), Pins::default());
+        assert_eq!(Pins::parse("Ba=1, B = 4").unwrap(), Pins(vec![("Ba".into(), 1), ("B".into(), 4)]));
+        assert!(Pins::parse("Ba").unwrap_err().contains("NAME=SIZE"));
+        assert!(Pins::parse("Ba=one").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let err = TractGraph::load(b"this is not an onnx file", &Pins::default()).err().unwrap();
+        assert!(err.contains("cannot read the ONNX graph"), "{err}");
+    }
+}

@@ -47,3 +47,22 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_without_graphs_is_refused() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_cksum();
+        builder.append_data(&mut header, "base/notes.txt", &b"hello"[..]).unwrap();
+        let archive = builder.into_inner().unwrap();
+        let err = Registry::default().load_tar(&archive[..], &Pins::default()).err().unwrap();
+        assert!(err.contains("no `<model>/<graph>.onnx`"), "{err}");
+        let err = Registry::default().load_tar(&b"not a tar"[..], &Pins::default()).err();
+        assert!(err.is_some());
+    }
+}
