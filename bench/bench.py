@@ -97,6 +97,24 @@ def proc_status(pid: int) -> dict:
     return out
 
 
+def wait_healthy(proc: subprocess.Popen, base: str, seconds: float, exited) -> None:
+    """Waits until `base`/health answers 200; `exited()` is the message if `proc` ends first."""
+    deadline = time.time() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(exited())
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            raise SystemExit(f"{base} not healthy within {seconds:.0f} s")
+        time.sleep(0.02)
+
+
 class Host:
     """The real whisper-host, its log collected line by line (for per-graph counters)."""
 
@@ -117,20 +135,7 @@ class Host:
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)  # tracing logs to stdout
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.time() + 180
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit("host exited:\n" + "\n".join(self.lines[-30:]))
-            try:
-                with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                raise SystemExit("host not healthy within 180 s")
-            time.sleep(0.02)
+        wait_healthy(self.proc, self.base, 180, lambda: "host exited:\n" + "\n".join(self.lines[-30:]))
         self.startup_s = time.perf_counter() - t0
         time.sleep(0.5)
         self.rest = proc_status(self.proc.pid)
