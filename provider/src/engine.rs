@@ -162,6 +162,24 @@ impl TractGraph {
     }
 }
 
+/// The dtype and dimensions of a tract value, as wasi-nn names them.
+pub fn describe(value: &TValue) -> (Dtype, Vec<u32>) {
+    let ty = dtype(value.datum_type()).unwrap_or(Dtype::F64);
+    (ty, value.shape().iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect())
+}
+
+/// A tract value copied out as a wasi-nn tensor.
+pub fn read(value: &TValue) -> Result<Tensor, Error> {
+    let ty = dtype(value.datum_type())
+        .ok_or_else(|| Error::unsupported(format!("an output is {:?}", value.datum_type())))?;
+    let dims = value
+        .shape()
+        .iter()
+        .map(|&d| u32::try_from(d).map_err(|_| Error::runtime(format!("output dimension {d} does not fit wasi-nn"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Tensor { dims, ty, data: value.as_bytes().to_vec() })
+}
+
 /// The tract side of one execution context: values are tract's shared tensors, so an output
 /// handed back in as an input (the encoder's cross K/V, the carried self-attention cache) is
 /// never copied.
@@ -188,8 +206,7 @@ impl Runner for TractRunner {
     }
 
     fn describe(&self, value: &TValue) -> (Dtype, Vec<u32>) {
-        let ty = dtype(value.datum_type()).unwrap_or(Dtype::F64);
-        (ty, value.shape().iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect())
+        describe(value)
     }
 
     fn run(&mut self, inputs: &[&TValue]) -> Result<Vec<TValue>, Error> {
@@ -204,14 +221,7 @@ impl Runner for TractRunner {
     }
 
     fn read(&self, value: &TValue) -> Result<Tensor, Error> {
-        let ty = dtype(value.datum_type())
-            .ok_or_else(|| Error::unsupported(format!("an output is {:?}", value.datum_type())))?;
-        let dims = value
-            .shape()
-            .iter()
-            .map(|&d| u32::try_from(d).map_err(|_| Error::runtime(format!("output dimension {d} does not fit wasi-nn"))))
-            .collect::<Result<_, _>>()?;
-        Ok(Tensor { dims, ty, data: value.as_bytes().to_vec() })
+        read(value)
     }
 }
 

@@ -6,9 +6,9 @@
 //! (the encoder's cross K/V into the decoder) moves no data, and its bytes are copied into the
 //! guest only if it calls `data`.
 
-use crate::engine::{Pins, TractGraph, TractRunner};
+use crate::engine::{self, Pins, TractGraph, TractRunner};
 use crate::init::REGISTRY;
-use nn_context::{Context, Dtype, ErrorKind, Input, Runner};
+use nn_context::{Context, Dtype, ErrorKind, Input};
 use std::cell::RefCell;
 use std::sync::Arc;
 use tract_onnx::prelude::TValue;
@@ -95,15 +95,15 @@ fn tensor_type(ty: Dtype) -> TensorType {
 pub enum NnTensor {
     /// From the guest's constructor.
     Bytes(nn_context::Tensor),
-    /// An output of a `compute`, with the runner that can read it.
-    Value { value: TValue, graph: Arc<TractGraph> },
+    /// An output of a `compute`.
+    Value(TValue),
 }
 
 impl NnTensor {
     fn described(&self) -> (Dtype, Vec<u32>) {
         match self {
             NnTensor::Bytes(t) => (t.ty, t.dims.clone()),
-            NnTensor::Value { value, graph } => TractRunner(graph.clone()).describe(value),
+            NnTensor::Value(value) => engine::describe(value),
         }
     }
 }
@@ -126,7 +126,7 @@ impl tensor::GuestTensor for NnTensor {
         match self {
             NnTensor::Bytes(t) => t.data.clone(),
             // Only dtypes the convention exchanges ever come out of a compute.
-            NnTensor::Value { value, graph } => TractRunner(graph.clone()).read(value).map(|t| t.data).unwrap_or_default(),
+            NnTensor::Value(value) => engine::read(value).map(|t| t.data).unwrap_or_default(),
         }
     }
 }
@@ -146,18 +146,13 @@ impl inference::GuestGraphExecutionContext for NnContext {
             .map(|(name, t)| {
                 let input = match t.into_inner::<NnTensor>() {
                     NnTensor::Bytes(t) => Input::Tensor(t),
-                    NnTensor::Value { value, .. } => Input::Value(value),
+                    NnTensor::Value(value) => Input::Value(value),
                 };
                 (name, input)
             })
             .collect();
-        let mut ctx = self.0.borrow_mut();
-        let outputs = ctx.compute(inputs).map_err(from_convention)?;
-        let graph = ctx.runner().0.clone();
-        Ok(outputs
-            .into_iter()
-            .map(|(name, value)| (name, tensor::Tensor::new(NnTensor::Value { value, graph: graph.clone() })))
-            .collect())
+        let outputs = self.0.borrow_mut().compute(inputs).map_err(from_convention)?;
+        Ok(outputs.into_iter().map(|(name, value)| (name, tensor::Tensor::new(NnTensor::Value(value)))).collect())
     }
 }
 
