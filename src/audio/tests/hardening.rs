@@ -1,0 +1,288 @@
+//! The container workarounds: every input fuzzing found is an error or audio, never a crash.
+
+use super::*;
+
+#[test]
+fn matroska_seekhead_reproducer_is_an_error() {
+    // Found by fuzzing (fuzz/regressions/audio/mkv-seekhead-panic.webm): symphonia 0.5's
+    // Matroska demuxer panicked on a SeekHead pointing past the end, so 0.5 refused Matroska
+    // unread. 0.6's demuxer reads it as a (broken) file: an error, no panic.
+    let bytes = include_bytes!("../../../fuzz/regressions/audio/mkv-seekhead-panic.webm");
+    assert!(decode_to_pcm16k(bytes, None, 10.0).is_err());
+    let mut webm = vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x82, 0x84];
+    webm.extend_from_slice(b"webm....A_VORBIS....");
+    assert!(decode_to_pcm16k(&webm, None, 10.0).is_err());
+}
+
+#[test]
+fn flac_tags_are_not_parsed() {
+    // Found by fuzzing (fuzz/regressions/audio/flac-comment-length-oom.flac): a VORBIS_COMMENT
+    // block whose comment declares 352 MB made symphonia allocate that much before failing.
+    let bytes = include_bytes!("../../../fuzz/regressions/audio/flac-comment-length-oom.flac");
+    assert!(bytes.starts_with(b"fLaC"));
+    // Any result, without the allocation.
+    let _ = decode_to_pcm16k(bytes, None, 10.0);
+    // A block list: STREAMINFO, VORBIS_COMMENT, PICTURE (last). Only STREAMINFO survives.
+    let mut b = b"fLaC".to_vec();
+    for (kind, len) in [(0u8, 34usize), (4, 8), (0x80 | 6, 4)] {
+        b.push(kind);
+        b.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        b.extend(std::iter::repeat_n(0xEE, len));
+    }
+    b.extend_from_slice(&[0xFF, 0xF8, 0x69]); // first frame header bytes: untouched
+    let before = b.clone();
+    flac::metadata_to_padding(&mut b);
+    assert_eq!((b[4], b[42], b[54]), (0, 1, 0x81));
+    assert_eq!(b.len(), before.len());
+    assert!(b
+        .iter()
+        .zip(&before)
+        .enumerate()
+        .all(|(i, (x, y))| x == y || i == 42 || i == 54));
+    flac::metadata_to_padding(&mut b"fLaC\x84\xff".to_vec()); // cut header: no panic
+}
+
+#[test]
+fn mp4_lying_tables_are_corrupt_not_allocated() {
+    // Found by fuzzing (fuzz/regressions/audio/mp4-stsc-count-oom.m4a): an `stsc` declaring
+    // 2.6 G entries made symphonia reserve 42 GB before reading it.
+    let bytes = include_bytes!("../../../fuzz/regressions/audio/mp4-stsc-count-oom.m4a");
+    assert_corrupt(bytes, "'stsc' table declares");
+    let boxed = |kind: &[u8; 4], payload: &[u8]| {
+        let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(payload);
+        v
+    };
+    // Honest tables pass; one entry short fails; a short hdlr fails.
+    let stco = |count: u32, entries: usize| {
+        let mut p = vec![0, 0, 0, 0];
+        p.extend_from_slice(&count.to_be_bytes());
+        p.extend(std::iter::repeat_n(0, 4 * entries));
+        p
+    };
+    assert!(mp4::check_box(b"stco", &stco(3, 3), 1_000).is_ok());
+    assert!(mp4::check_box(b"stco", &stco(3, 2), 1_000).is_err());
+    assert!(mp4::check_box(b"stco", &stco(u32::MAX, 1), 1_000).is_err());
+    assert!(mp4::check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 9], 100_000).is_ok()); // fixed size
+    assert!(mp4::check_box(b"stsz", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], 1_000).is_err());
+    assert!(mp4::check_box(b"hdlr", &[0; 20], 1_000).is_err());
+    // Found by fuzzing: a sample declaring 3 GB was allocated before being read.
+    assert!(mp4::check_box(
+        b"stsz",
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 0xE8],
+        1_000
+    )
+    .is_ok());
+    assert!(mp4::check_box(
+        b"stsz",
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 0xE9],
+        1_000
+    )
+    .is_err());
+    assert!(mp4::check_box(b"stsz", &[0, 0, 0, 0, 0xB4, 0, 0, 0, 0, 0, 0, 1], 1_000).is_err());
+    let path = format!(
+        "{}/fuzz/regressions/audio/mp4-sample-size-3gb-oom.m4a",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(decode_to_pcm16k(&std::fs::read(path).unwrap(), None, 10.0).is_err());
+    assert!(mp4::check_box(b"stsd", &[0, 0], 1_000).is_ok()); // found by fuzzing: sliced past its end
+    assert!(mp4::check_box(b"hdlr", &[0; 25], 1_000).is_ok());
+    // Tags are neutralised, tables inside moov/trak/mdia/minf/stbl are found.
+    let stbl = boxed(b"stbl", &boxed(b"stco", &stco(1, 1)));
+    let trak = boxed(
+        b"trak",
+        &[
+            boxed(b"udta", b"tags"),
+            boxed(b"mdia", &boxed(b"minf", &stbl)),
+        ]
+        .concat(),
+    );
+    let mut file = [
+        boxed(b"ftyp", b"M4A "),
+        boxed(b"moov", &[trak, boxed(b"meta", b"x")].concat()),
+    ]
+    .concat();
+    mp4::harden(&mut file).unwrap();
+    let types: Vec<_> = file
+        .windows(4)
+        .filter(|w| matches!(*w, b"udta" | b"meta" | b"free"))
+        .collect();
+    assert_eq!(types, [b"free", b"free"]);
+    let at = file.windows(4).position(|w| w == b"stco").unwrap() + 8;
+    file[at..at + 4].copy_from_slice(&2u32.to_be_bytes());
+    assert!(mp4::harden(&mut file).is_err());
+    mp4::harden(&mut b"\0\0\0\x01moov\0\0".to_vec()).unwrap(); // cut large-size header
+}
+
+#[test]
+fn malformed_headers_found_by_fuzzing_are_errors() {
+    // Each panicked or ran out of memory inside symphonia 0.5 / rubato before (see
+    // fuzz/regressions/audio/): now each is refused before they see it.
+    let reg = |name: &str| {
+        std::fs::read(format!(
+            "{}/fuzz/regressions/audio/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    assert_corrupt(&reg("wav-rate-0-panic.wav"), "at 0 Hz");
+    assert_unsupported(
+        &reg("wav-ima-adpcm-3ch-unreachable-panic.wav"),
+        "IMA ADPCM audio with 3 channels",
+    );
+    assert_unsupported(
+        &reg("wav-rate-1.8ghz-oom.wav"),
+        "sample rate of 1828738594 Hz",
+    );
+    assert_corrupt(&reg("mp4-esds-without-es-descriptor-panic.m4a"), "esds");
+    assert_corrupt(&reg("wav-second-fmt-rate-0-panic.wav"), "at 0 Hz");
+    // A LIST/INFO string declaring 800 MB: the chunk is skipped unread (any result).
+    let _ = decode_to_pcm16k(&reg("wav-info-string-800mb-oom.wav"), None, 10.0);
+    // An honest LIST chunk becomes JUNK and the audio still decodes.
+    let mut listed = wav(Fmt::I16, 16_000, 1, 100, sine(440.0, 16_000, 0.5));
+    let at = listed.len() - 200 - 8; // where the data chunk starts
+    let mut list = b"LIST\x0c\0\0\0INFOINAM\0\0\0\0".to_vec();
+    list.extend_from_slice(&listed[at..]);
+    listed.truncate(at);
+    listed.extend_from_slice(&list);
+    let riff = (listed.len() - 8) as u32;
+    listed[4..8].copy_from_slice(&riff.to_le_bytes());
+    let mut hardened = listed.clone();
+    wav::harden(&mut hardened).unwrap();
+    assert_eq!(&hardened[at..at + 4], b"JUNK");
+    assert_eq!(
+        decode_to_pcm16k(&listed, None, 10.0).unwrap().samples.len(),
+        100
+    );
+    assert_corrupt(&reg("mp4-mdhd-timescale-0-panic.m4a"), "timescale of 0");
+    assert_corrupt(&reg("mp4-esds-past-stsd-panic.m4a"), "esds");
+    assert_unsupported(&reg("mp4-stsd-past-stbl-esds-panic.bin"), "unrecognised");
+    // An unregistered MPEG sync word, then a FLAC with a 2 GB picture block.
+    assert!(decode_to_pcm16k(
+        &reg("unregistered-sync-then-flac-picture-oom.bin"),
+        None,
+        10.0
+    )
+    .is_err());
+    assert!(
+        mpeg::probe_marker_at_start(&[0xFF, 0xFB, 0x90])
+            && mpeg::probe_marker_at_start(&[0xFF, 0xF1])
+    );
+    assert!(
+        !mpeg::probe_marker_at_start(&[0xFF, 0xF9]) && !mpeg::probe_marker_at_start(&[0xFF, 0xEB])
+    );
+    assert_corrupt(&reg("mp4-hdlr-size-0-capacity-overflow.m4a"), "hdlr");
+    assert!(decode_to_pcm16k(&reg("adts-midfile-step-by-0-panic.bin"), None, 10.0).is_err());
+    let _ = decode_to_pcm16k(&reg("id3-id3-adts-midfile-step-by-0-panic.mp3"), None, 10.0);
+    // The same checks on synthetic headers; rates at the bounds still decode.
+    for (rate, ok) in [
+        (0, false),
+        (999, false),
+        (1_000, true),
+        (768_000, true),
+        (768_001, false),
+    ] {
+        let mut bytes = wav(Fmt::I16, 16_000, 1, 2_000, sine(440.0, 16_000, 0.5));
+        bytes[24..28].copy_from_slice(&(rate as u32).to_le_bytes());
+        assert_eq!(decode_to_pcm16k(&bytes, None, 1e6).is_ok(), ok, "{rate} Hz");
+    }
+    assert!(mp4::esds_ok(&[
+        0, 0, 0, 0, 0x03, 0x80, 0x80, 0x80, 0x05, 0, 1, 0, 4, 0
+    ]));
+    assert!(!mp4::esds_ok(&[
+        0, 0, 0, 0, 0x04, 0x01, 0x00, 0x06, 0x01, 0x02
+    ]));
+    assert!(!mp4::esds_ok(&[0, 0, 0, 0, 0x04, 0xFF]));
+    // ES → decoder config → decoder-specific info claiming 256 MiB: refused, not allocated.
+    let mut esds = vec![0, 0, 0, 0, 0x03, 22, 0, 1, 0, 0x04, 17];
+    esds.extend_from_slice(&[0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    esds.extend_from_slice(&[0x05, 0x02, 0x12, 0x10]);
+    assert!(mp4::esds_ok(&esds));
+    esds[9 + 2 + 13 + 1] = 0xFF; // the info's length, continued: 16 KB past the data
+    assert!(!mp4::esds_ok(&esds));
+    let mut tags = b"ID3\x04\0\0\0\0\0\x03abc".to_vec();
+    tags.extend_from_slice(&tags.clone()); // two tags, then a frame at the middle
+    tags.extend_from_slice(&[0xFF, 0xF1, 0x50, 0x80, 0x02, 0x1F, 0xFC]);
+    tags.resize(2 * 26 + 1, 0);
+    assert!(mpeg::adts_midpoint_hazard(&tags));
+    tags.extend_from_slice(&[0, 0]); // len − 2·26 = 3: still a step of 0
+    assert!(mpeg::adts_midpoint_hazard(&tags));
+    tags.push(0);
+    assert!(!mpeg::adts_midpoint_hazard(&tags));
+    assert!(!mpeg::adts_midpoint_hazard(&[]) && !mpeg::adts_midpoint_hazard(&[0xFF]));
+}
+
+#[test]
+fn junk_before_a_container_is_hardened_too() {
+    // Found by fuzzing (fuzz/regressions/audio/junk-then-mp4-stsc-oom.bin): symphonia's probe
+    // found an MP4 `ftyp` after 1.8 KB of junk and asked for 57 GB for its `stsc` table.
+    let reg = std::fs::read(format!(
+        "{}/fuzz/regressions/audio/junk-then-mp4-stsc-oom.bin",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert_unsupported(&reg, "unrecognised");
+    // Leading ID3v2 tags are cut off unread: a WAV behind two tags decodes, and a tag
+    // declaring 200 MB over a 30-byte file is simply the end of it.
+    let audio = wav(Fmt::I16, 16_000, 1, 1_600, sine(440.0, 16_000, 0.5));
+    let mut tagged = b"ID3\x04\0\0\0\0\0\x02ab".to_vec();
+    tagged.extend_from_slice(&tagged.clone());
+    assert_eq!(id3::leading_id3v2_len(&tagged), 24);
+    tagged.extend_from_slice(&audio);
+    assert_eq!(
+        decode_to_pcm16k(&tagged, None, 10.0).unwrap().samples.len(),
+        1_600
+    );
+    let huge = b"ID3\x03\0\0\x5f\x7f\x7f\x7fTIT2\x0b\xeb\xc2\0\0\0\0\0\0\0\0\0";
+    assert_eq!(id3::leading_id3v2_len(huge), huge.len());
+    assert_eq!(decode_to_pcm16k(huge, None, 10.0), Err(AudioError::Empty));
+    // Found by fuzzing (id3-after-junk-654mb-frame-oom.bin): a tag after one junk byte was
+    // read by the probe, with a 654 MB frame. Now it is not read at all.
+    let path = format!(
+        "{}/fuzz/regressions/audio/id3-after-junk-654mb-frame-oom.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut junk = std::fs::read(path).unwrap();
+    assert!(decode_to_pcm16k(&junk, None, 10.0).is_err());
+    containers::harden(&mut junk).unwrap();
+    assert_eq!(&junk[1..4], b"id3");
+}
+
+#[test]
+fn lying_length_header_reserves_by_input_size() {
+    // A 44-byte WAV whose data chunk claims 3 h at 8 kHz (the default cap is 3 h): before,
+    // the sink reserved 3 h of 16 kHz output (691 MB) for it.
+    let three_hours = 3 * 3600 * 8_000u64;
+    assert_eq!(
+        initial_reserve(Some(three_hours), Some(8_000), 10_800.0, 44),
+        44 * 16
+    );
+    let mut lying = wav(Fmt::I16, 8_000, 1, 0, sine(440.0, 8_000, 0.5));
+    let data_len = (three_hours * 2) as u32;
+    let n = lying.len();
+    lying[n - 4..].copy_from_slice(&data_len.to_le_bytes());
+    assert!(decode_to_pcm16k(&lying, None, 10_800.0).is_err());
+    // With no cap (WHISPER_MAX_AUDIO_SECONDS=inf) a data chunk of u32::MAX bytes was
+    // believed whole: 17 GB reserved before decoding anything.
+    lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(decode_to_pcm16k(&lying, None, f32::INFINITY).is_err());
+    // Honest files still get their whole output reserved up front, nothing over the cap.
+    assert_eq!(
+        initial_reserve(Some(16_000), Some(16_000), 10.0, 32_044),
+        32_000
+    );
+    assert_eq!(
+        initial_reserve(Some(44_100 * 60), Some(44_100), 60.0, 44_100 * 60 * 4),
+        61 * 16_000
+    );
+    assert_eq!(
+        initial_reserve(Some(16_000 * 20), Some(16_000), 10.0, 640_044),
+        0
+    );
+    assert_eq!(initial_reserve(None, Some(16_000), 10.0, 1_000), 0);
+    assert_eq!(
+        initial_reserve(Some(u64::MAX), Some(0), f64::INFINITY, 100),
+        1_600
+    );
+}
