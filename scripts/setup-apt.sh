@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test fixtures need: sox (resampling), espeak-ng (synthetic
 # speech in several languages), alsa-utils (its /usr/share/sounds/alsa/*.wav are real speech),
-# ffmpeg (mp3/m4a/ogg variants), time (/usr/bin/time -v for peak-memory measurements) and
-# curl (the README's examples are run by a test).
+# ffmpeg (mp3/m4a/ogg/opus/webm/... variants), time (/usr/bin/time -v for peak-memory
+# measurements), curl (the README's examples are run by a test) and chromium (headless, with a
+# fake microphone fed by jfk.wav, records gen/e2e/jfk_mediarecorder.webm: a real browser
+# MediaRecorder file, see tests/fixtures/mediarecorder.py).
 # Idempotent: `apt-get update` and `apt-get install` run only when something is missing.
 set -euo pipefail
-PKGS=(sox espeak-ng alsa-utils ffmpeg time curl)
+PKGS=(sox espeak-ng alsa-utils ffmpeg time curl chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

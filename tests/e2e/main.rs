@@ -8,6 +8,7 @@
 
 mod backends;
 mod bad_input;
+mod formats;
 mod harness;
 mod seed;
 mod startup;
@@ -18,6 +19,7 @@ fn main() {
     let mut suite = Suite::from_env();
     seed::register(&mut suite);
     bad_input::register(&mut suite);
+    formats::register(&mut suite);
     backends::register(&mut suite);
     startup::register(&mut suite);
     std::process::exit(suite.run());

@@ -95,6 +95,15 @@ def test_word_only_granularity_has_no_segments(client):
     assert r.words and not getattr(r, "segments", None)
 
 
+@pytest.mark.parametrize("name", ["jfk.webm", "jfk_mediarecorder.webm"])
+def test_webm_upload(client, name):
+    """WebM/Opus as ffmpeg writes it and as a browser's MediaRecorder does (live layout)."""
+    with open(FIXTURES / "gen/e2e" / name, "rb") as f:
+        r = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
+    assert "ask not what your country can do for you" in " ".join(words(r.text)), r.text
+    assert r.language == "english"
+
+
 def test_translation_to_english(client):
     with open(FIXTURES / "gen/espeak/de.wav", "rb") as f:
         r = client.audio.translations.create(model="whisper-1", file=f)
