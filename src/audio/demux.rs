@@ -99,8 +99,9 @@ fn decode_from(
     let trim = match container {
         Some(Container::Mp4) => mp4::audio_trim(bytes),
         // symphonia's Matroska reader ignores the last block's DiscardPadding (Opus's end
-        // padding, up to 20 ms): keep what the Segment's Duration says, when it has one.
-        Some(Container::WebM | Container::Matroska) => {
+        // padding, up to 20 ms): keep what the Segment's Duration says, when it has one. Other
+        // codecs decode to their exact length; a wrong Duration must not cut them.
+        Some(Container::WebM | Container::Matroska) if track.codec_name == "opus" => {
             declared_seconds(format.as_ref()).map(|keep_s| Trim {
                 skip_s: 0.0,
                 keep_s: Some(keep_s),

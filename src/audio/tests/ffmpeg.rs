@@ -103,13 +103,7 @@ fn compressed_formats_via_ffmpeg() {
         let out = dir.join(format!("click.{ext}"));
         assert!(ffmpeg(&click_src, &["-c:a", codec], &out), "ffmpeg {codec}");
         let pcm = decode_to_pcm16k(&std::fs::read(&out).unwrap(), Some(ext), 60.0).unwrap();
-        let peak = pcm
-            .samples
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .unwrap()
-            .0;
+        let peak = peak_index(&pcm.samples);
         if (peak as i64 - 16_000).abs() > 16 {
             failures.push(format!(
                 "{ext}: click at sample {peak}, want 16000 ± 16 (1 ms)"
@@ -167,8 +161,8 @@ fn opus_matches_libopus() {
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
             .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
+            .output()
+            .is_ok_and(|o| o.status.success())
     };
     if !run(&["-version"]) {
         assert!(

@@ -165,3 +165,8 @@ fn check_sine(pcm: &Pcm16k, freq: f64, amp: f64, what: &str) {
         db(a / amp)
     );
 }
+
+/// Index of the sample with the largest magnitude.
+fn peak_index(x: &[f32]) -> usize {
+    x.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map_or(0, |(i, _)| i)
+}

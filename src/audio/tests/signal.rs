@@ -69,13 +69,7 @@ fn resampling_keeps_timing() {
             }
         });
         let pcm = decode_to_pcm16k(&bytes, None, 10.0).unwrap();
-        let peak = pcm
-            .samples
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .unwrap()
-            .0;
+        let peak = peak_index(&pcm.samples);
         assert!(
             (peak as i64 - 8000).abs() <= 1,
             "{rate} Hz: click at {peak}, want 8000"
