@@ -11,7 +11,7 @@
 //! 3. [`demux`]: symphonia 0.6 reads the container (WAV, AIFF, CAF, FLAC, Ogg, WebM/Matroska,
 //!    MP4/M4A, MPEG audio, ADTS) and decodes the first audio track it has a decoder for: PCM
 //!    (8–32-bit int, 32/64-bit float, A-law, µ-law), ADPCM, MP1/MP2/MP3, FLAC, Vorbis, AAC,
-//!    ALAC and — through [`opus`], over the pure-Rust `opus-decoder` — Opus. Encoder delay and
+//!    ALAC and — through [`opus`], over `ropus` (libopus in Rust) — Opus. Encoder delay and
 //!    padding are removed where the container records them (symphonia's gapless trims for MP3
 //!    and Ogg, Opus pre-skip, and our reading of the MP4 edit list, which symphonia ignores).
 //! 4. [`sink`]: downmix every channel by averaging (as `ffmpeg -ac 1` does for

@@ -79,11 +79,7 @@ fn composed_imports_no_wasi_nn_and_no_filesystem(_: &Server) {
     assert!(!names.is_empty());
     for name in &names {
         assert!(
-            // wasi:filesystem: the app's, since opus-decoder 0.1.1 links a debug trace that
-            // appends to a log file (never with a preopen); the provider imports none.
-            ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:http/", "wasi:filesystem/"]
-                .iter()
-                .any(|p| name.starts_with(p)),
+            ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:http/"].iter().any(|p| name.starts_with(p)),
             "unexpected import {name}"
         );
     }

@@ -152,7 +152,7 @@ fn compressed_formats_via_ffmpeg() {
 
 /// Opus through our decoder gives libopus's decode (ffmpeg `-c:a libopus` as the decoder): the
 /// same length after pre-skip and end trimming (Ogg; WebM within 20 ms), and the same samples within 16-bit rounding
-/// (opus-decoder produces 16-bit PCM). Both go through the same downmix and resampler, so any
+/// (we take 16-bit PCM from the decoder). Both go through the same downmix and resampler, so any
 /// difference is the decoder's. Mono and stereo, Ogg and WebM.
 #[test]
 fn opus_matches_libopus() {
