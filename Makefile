@@ -133,6 +133,12 @@ bench: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="base base-int8"
 	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/bench.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/results.json $(BENCH_ARGS)
 
+# The audio stage alone inside the sandbox: decode speed and memory per format (bench/README.md).
+.PHONY: bench-decode
+bench-decode: setup setup-tools fixtures
+	$(CARGO) build --release --target wasm32-wasip2 --example decode
+	bash bench/decode.sh $(TOOLS_BIN)/wasmtime $(TARGET_DIR)/wasm32-wasip2/release/examples/decode.wasm tests/fixtures/gen
+
 # The composed components on stock `wasmtime serve`, beside our host (bench/README.md).
 # BENCH_STOCK_MODELS: which to compose and measure; BENCH_STOCK_ARGS="--runs 1 --no-long".
 BENCH_STOCK_MODELS ?= tiny.en base base-int8
