@@ -55,6 +55,18 @@ if command -v ffmpeg >/dev/null; then
   ff "$tmp/src.wav" seed-aac-faststart.m4a -c:a aac -b:a 24k -movflags +faststart
   ff "$tmp/src.wav" seed-alac.m4a -c:a alac
   ff "$tmp/src.wav" seed-adts.aac -c:a aac -b:a 24k -f adts
+  ff "$tmp/src.wav" seed-16k.opus -c:a libopus -b:a 16k
+  ff "$tmp/src-stereo.wav" seed-44k-stereo.opus -c:a libopus -b:a 32k
+  ff "$tmp/src.wav" seed-opus.webm -c:a libopus -b:a 16k
+  ff "$tmp/src.wav" seed-vorbis.mkv -c:a libvorbis -q:a 0
+  ff "$tmp/src-stereo.wav" seed-flac.mka -c:a flac
+  ff "$tmp/src.wav" seed-s16be.aiff -c:a pcm_s16be
+  ff "$tmp/src.wav" seed-s16le.caf -c:a pcm_s16le
+  ff "$tmp/src-stereo.wav" seed-mp2.mp2 -c:a mp2 -b:a 64k
+  # Chrome MediaRecorder's live layout (unknown-size Segment and Clusters, no Cues): the head
+  # of the recording `make fixtures` makes, when it is there.
+  rec=../tests/fixtures/gen/e2e/jfk_mediarecorder.webm
+  [ -f "$rec" ] && head -c 12000 "$rec" > "$A/seed-mediarecorder-head.webm"
 fi
 
 python3 - "$M" <<'PY'
