@@ -9,10 +9,10 @@ use crate::audio::{self, AudioError};
 use crate::config::Config;
 use crate::error::Error;
 use crate::form::{self, FormLimits};
-use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::http::{self, HttpRequest, Reply};
 use crate::mel::{self, MelWindows};
 use crate::model::Model;
-use crate::nn::Inference;
+use crate::nn::{Engine, Inference};
 
 /// Decoded-duration cap in the audio target: keeps each input fast (a small FLAC can declare
 /// hours of silence) while going through the same cap logic as `WHISPER_MAX_AUDIO_SECONDS`.
@@ -189,6 +189,11 @@ pub fn multipart(data: &[u8]) {
         ..Config::default()
     };
     let reply = block_on(http::handle(req, &config, &mut NoModels));
+    if !reply.content_type().starts_with("application/json") {
+        // The page and its assets (a GET of `/` or `/assets/…`).
+        assert_eq!(reply.status(), 200);
+        return;
+    }
     let Reply::Full { status, body, .. } = reply else {
         panic!("a stream without a model")
     };

@@ -18,9 +18,7 @@ pub mod http;
 pub mod mel;
 pub mod model;
 pub mod nn;
-pub mod openai;
 pub mod output;
-pub mod seed;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod words;
@@ -53,15 +51,13 @@ mod component {
             }
             Err(e) => http::error_reply(&crate::error::Error::bad_request(format!("could not read the request body: {e:?}"))),
         };
-        let (status, content_type) = match &reply {
-            Reply::Full { status, content_type, .. } => (*status, *content_type),
-            Reply::Stream { content_type, .. } => (200, *content_type),
-        };
-        let mut headers = vec![("content-type".to_owned(), content_type.as_bytes().to_vec())];
+        let mut headers = vec![("content-type".to_owned(), reply.content_type().as_bytes().to_vec())];
+        headers.extend(reply.headers().iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())));
         if let Reply::Stream { .. } = reply {
             headers.push(("cache-control".to_owned(), b"no-cache".to_vec()));
         }
-        let fields = Fields::from_list(&headers).expect("static headers are valid");
+        let status = reply.status();
+        let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
         let response = OutgoingResponse::new(fields);
         let _ = response.set_status_code(status);
         let Ok(body) = response.body() else { return };

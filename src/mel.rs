@@ -100,6 +100,11 @@ impl LogMel {
         self.n_frames.saturating_sub(1)
     }
 
+    /// Seconds of audio: `content_frames / FRAMES_PER_SECOND` (the transcript's `duration`).
+    pub fn seconds(&self) -> f32 {
+        self.content_frames() as f32 / FRAMES_PER_SECOND as f32
+    }
+
     /// Global max of the log10 mel power before clamping; the normalized maximum is
     /// `(max_log10 + 4) / 4`.
     pub fn max_log10(&self) -> f32 {

@@ -2,6 +2,14 @@
 //! (`decode::tests`) and run for real through wasi-nn (`wasi_nn.rs`, wasm32 only).
 
 use crate::error::Error;
+use crate::model::Model;
+
+/// Opens a model by name: its description and a way to run it. One per request.
+pub trait Engine {
+    fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error>;
+    /// Whether a model of that name is served (for `GET /v1/models` and `GET /ready`).
+    fn has_model(&mut self, model: &str) -> bool;
+}
 
 /// What one decoder step returns. Shapes are row-major.
 pub struct StepOutput {

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use crate::decode::Task;
 use crate::error::Error;
 use crate::tokenizer;
-use crate::transcribe::Transcript;
+use crate::transcribe::{Segment, Transcript};
+use crate::words::Word;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -119,34 +120,32 @@ pub fn verbose_json(t: &Transcript, task: Task, g: Granularities) -> Value {
         "text": t.text.trim(),
     });
     if g.segment {
-        v["segments"] = t
-            .segments
-            .iter()
-            .map(|s| {
-                json!({
-                    "id": s.id, "seek": s.seek, "start": round(s.start, 3), "end": round(s.end, 3),
-                    "text": s.text, "tokens": s.tokens, "temperature": s.temperature,
-                    "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
-                    "no_speech_prob": s.no_speech_prob,
-                })
-            })
-            .collect();
+        v["segments"] = t.segments.iter().map(segment_json).collect();
     }
     if g.word {
-        v["words"] = t
-            .segments
-            .iter()
-            .flat_map(|s| s.words.iter())
-            .map(|w| json!({"word": w.word.trim(), "start": round(w.start, 3), "end": round(w.end, 3)}))
-            .collect();
+        v["words"] = words_json(t.segments.iter().flat_map(|s| s.words.iter()));
     }
     v
+}
+
+/// One segment as `verbose_json` lists it (and the stream's `transcript.text.segment` event).
+pub fn segment_json(s: &Segment) -> Value {
+    json!({
+        "id": s.id, "seek": s.seek, "start": round(s.start, 3), "end": round(s.end, 3),
+        "text": s.text, "tokens": s.tokens, "temperature": s.temperature,
+        "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
+        "no_speech_prob": s.no_speech_prob,
+    })
+}
+
+/// Words as `verbose_json` lists them: `[{"word","start","end"}]`.
+pub fn words_json<'a>(words: impl Iterator<Item = &'a Word>) -> Value {
+    words.map(|w| json!({"word": w.word.trim(), "start": round(w.start, 3), "end": round(w.end, 3)})).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcribe::Segment;
 
     fn transcript() -> Transcript {
         let seg = |id, start, end, text: &str| Segment {

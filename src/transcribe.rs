@@ -94,7 +94,7 @@ pub fn transcribe(
     on_segment: &mut dyn FnMut(&Segment),
 ) -> Result<Transcript, Error> {
     let content_frames = mel.content_frames();
-    let duration = content_frames as f32 / FRAMES_PER_SECOND as f32;
+    let duration = mel.seconds();
     let sp = *model.special();
 
     // Language: given, or detected on the first window.

@@ -9,9 +9,8 @@
 //! `present_v<i>` → `past_v<i>`) never leaves the host. A step sends `tokens` and reads `logits`.
 
 use crate::error::Error;
-use crate::http::Engine;
 use crate::model::Model;
-use crate::nn::{Inference, StepOutput};
+use crate::nn::{Engine, Inference, StepOutput};
 
 spin_sdk::wit_bindgen::generate!({
     path: "wit/wasi-nn.wit",

@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::decode::Task;
 use crate::error::Error;
-use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::http::error::error_object;
+use crate::http::message::{HttpRequest, Reply};
+use crate::http::request;
+use crate::nn::Engine;
 use crate::output::{self, Granularities, OutputFormat};
 use crate::transcribe;
 
@@ -35,9 +38,9 @@ pub fn models(config: &Config, engine: &mut dyn Engine) -> Value {
 }
 
 pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
-    let (form, query) = http::read_form(req, config).await?;
-    let get = |name: &str| http::option(&form, &query, name);
-    let (model_name, mut opts) = http::common_options(&form, &query, config)?;
+    let (form, query) = request::read_form(req, config).await?;
+    let get = |name: &str| request::option(&form, &query, name);
+    let (model_name, mut opts) = request::common_options(&form, &query, config)?;
     opts.task = task;
     let format = OutputFormat::parse(&get("response_format").unwrap_or_default())?;
     let mut granularities: Vec<String> = form
@@ -64,7 +67,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     }
     opts.word_timestamps = g.word;
     let stream = match get("stream") {
-        Some(v) => http::parse_bool("stream", &v)?,
+        Some(v) => request::parse_bool("stream", &v)?,
         None => false,
     };
     let file = form
@@ -74,27 +77,41 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
         .ok_or_else(|| Error::bad_param("file", "the audio must be sent in the `file` field"))?;
 
     let (model, mut nn) = engine.open(&model_name)?;
-    let mel = http::prepare_audio(file, &model, config)?;
+    let mel = request::prepare_audio(file, &model, config)?;
+    let seconds = format!("{:.3}", mel.seconds());
 
     if stream {
+        // With timestamp_granularities[] given, each segment also comes as OpenAI's
+        // `transcript.text.segment` event (with its words when asked for); the done event adds
+        // the language and duration. Without it the stream is exactly OpenAI's.
+        let segment_events = !granularities.is_empty();
         let job = Box::new(move |write: &mut dyn FnMut(&[u8])| {
             let mut emit = |v: Value| write(format!("data: {v}\n\n").as_bytes());
             let result = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |seg| {
                 emit(json!({"type": "transcript.text.delta", "delta": seg.text, "logprobs": null}));
+                if segment_events {
+                    let mut event = output::segment_json(seg);
+                    event["type"] = "transcript.text.segment".into();
+                    if g.word {
+                        event["words"] = output::words_json(seg.words.iter());
+                    }
+                    emit(event);
+                }
             });
             match result {
-                Ok(t) => emit(json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null})),
-                Err(e) => {
-                    let Reply::Full { body, .. } = http::error_reply(&e) else { return };
-                    let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    emit(json!({"type": "error", "error": err["error"]}));
-                }
+                Ok(t) => emit(json!({
+                    "type": "transcript.text.done", "text": t.text.trim(), "logprobs": null,
+                    "language": t.language, "language_probability": output::round(t.language_probability, 4),
+                    "duration": output::round(t.duration, 3),
+                })),
+                Err(e) => emit(json!({"type": "error", "error": error_object(&e).1})),
             }
         });
-        return Ok(Reply::Stream { content_type: "text/event-stream", job });
+        let reply = Reply::Stream { content_type: "text/event-stream", headers: Vec::new(), job };
+        return Ok(reply.with_header("x-audio-duration", seconds));
     }
 
     let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
     let (body, content_type) = output::render(&transcript, format, task, g);
-    Ok(Reply::Full { status: 200, content_type, body })
+    Ok(Reply::full(200, content_type, body).with_header("x-audio-duration", seconds))
 }

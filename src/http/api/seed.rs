@@ -6,25 +6,29 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::{self, Engine, HttpRequest, Reply};
+use crate::http::message::{HttpRequest, Reply};
+use crate::http::request;
+use crate::nn::Engine;
 use crate::output::round;
 use crate::transcribe::{self, Transcript};
 
 pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
-    let (form, query) = http::read_form(req, config).await?;
-    let (model_name, opts) = http::common_options(&form, &query, config)?;
-    let timestamps = match http::option(&form, &query, "timestamps") {
-        Some(v) => http::parse_bool("timestamps", &v)?,
+    let (form, query) = request::read_form(req, config).await?;
+    let (model_name, opts) = request::common_options(&form, &query, config)?;
+    let timestamps = match request::option(&form, &query, "timestamps") {
+        Some(v) => request::parse_bool("timestamps", &v)?,
         None => false,
     };
     let (model, mut nn) = engine.open(&model_name)?;
     let mut results = Vec::with_capacity(form.files.len());
+    let mut seconds = 0.0;
     for file in &form.files {
-        let mel = http::prepare_audio(file, &model, config)?;
+        let mel = request::prepare_audio(file, &model, config)?;
+        seconds += mel.seconds();
         let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
         results.push(result_json(&file.field, &transcript, timestamps));
     }
-    Ok(Reply::json(200, &json!({ "results": results })))
+    Ok(Reply::json(200, &json!({ "results": results })).with_header("x-audio-duration", format!("{seconds:.3}")))
 }
 
 fn result_json(field: &str, t: &Transcript, timestamps: bool) -> Value {
