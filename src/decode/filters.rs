@@ -68,6 +68,26 @@ pub fn log_sum_exp_from(v: &[f32], max: f32) -> f32 {
     max + sum.ln()
 }
 
+/// log Σ e^(v / temperature), the normaliser of the distribution sampled at `temperature`,
+/// for a row whose (unscaled) maximum is `max`. Divides each element on the fly, so the row
+/// itself keeps the unscaled logits that the score is taken from.
+pub fn log_sum_exp_scaled(v: &[f32], max: f32, temperature: f32) -> f32 {
+    let max = max / temperature;
+    if !max.is_finite() {
+        return max;
+    }
+    let mut acc = [0.0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += exp_approx(x / temperature - max);
+        }
+    }
+    let sum: f32 = acc.iter().sum::<f32>() + rest.iter().map(|x| exp_approx(x / temperature - max)).sum::<f32>();
+    max + sum.ln()
+}
+
 /// Whisper's timestamp rules for one row. `sampled`: tokens sampled so far in this window
 /// (after the prompt). `max_initial_timestamp_index`: the last allowed first timestamp.
 /// Returns the row's maximum afterwards (it has to look at every element anyway; the caller's

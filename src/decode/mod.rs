@@ -13,14 +13,15 @@ pub use options::{DecodeOptions, Strategy, Task};
 use crate::error::Error;
 use crate::model::{Model, SECONDS_PER_TIMESTAMP};
 use crate::nn::Inference;
-use filters::{apply_timestamp_rules, log_sum_exp, log_sum_exp_from, max_of, suppress};
+use filters::{apply_timestamp_rules, log_sum_exp, log_sum_exp_from, log_sum_exp_scaled, max_of, suppress};
 
 /// The outcome of decoding one window.
 #[derive(Debug, Clone)]
 pub struct DecodeResult {
     /// Sampled tokens, without the prompt and without end-of-text.
     pub tokens: Vec<u32>,
-    /// Log-probability of each of `tokens` when it was chosen.
+    /// Log-probability of each of `tokens` when it was chosen, from the unscaled logits even
+    /// when it was drawn at temperature > 0 (as openai/whisper and CTranslate2 score it).
     pub token_logprobs: Vec<f32>,
     pub text: String,
     /// Sum of the chosen tokens' log-probabilities (end-of-text included).
@@ -142,29 +143,36 @@ pub fn decode_window(
     let mut rng = Rng(opts.seed | 1);
     let mut log_norms = Vec::with_capacity(n_rows);
     let mut maxima = Vec::with_capacity(n_rows);
+    // At temperature > 0, the normaliser of `logits[r] / temperature`, the distribution a token
+    // is drawn from.
+    let mut sample_norms = Vec::with_capacity(n_rows);
 
     for step in 0..sample_len {
         // Filter each row's logits; row r's log-probabilities are then
         // `logits[r] - log_norms[r]`, never materialised: argmax, top-k and sampling read the
         // logits (51 865 per row for base) directly.
+        //
+        // A token is scored by the unscaled log-softmax even when it was drawn at temperature
+        // T > 0 from `logits / T`, as openai/whisper (`GreedyDecoder.update`: `log_softmax` of
+        // the unscaled logits) and CTranslate2 (`RandomSampler` returns the unscaled
+        // log-probability of the drawn id) do: `avg_logprob` is what the fallback thresholds
+        // and the `best_of` ranking read, and the scaled one is much closer to 0 at low T.
         log_norms.clear();
         maxima.clear();
+        sample_norms.clear();
         for (r, row) in rows.iter().enumerate() {
             let l = &mut logits[r * vocab..(r + 1) * vocab];
             if opts.suppress_blank && row.sampled.is_empty() {
                 suppress(l, &model.config.suppress_ids_begin);
             }
             suppress(l, &model.suppress);
-            let mut max = if opts.without_timestamps {
+            let max = if opts.without_timestamps {
                 max_of(l)
             } else {
                 apply_timestamp_rules(l, &row.sampled, &sp, max_initial)
             };
             if temperature > 0.0 {
-                for x in l.iter_mut() {
-                    *x /= temperature;
-                }
-                max /= temperature;
+                sample_norms.push(log_sum_exp_scaled(l, max, temperature));
             }
             log_norms.push(log_sum_exp_from(l, max));
             maxima.push(max);
@@ -182,7 +190,7 @@ pub fn decode_window(
                 .map(|(r, row)| {
                     let l = row_logits(r);
                     let t = if temperature > 0.0 {
-                        rng.sample(l, log_norms[r])
+                        rng.sample(l, temperature, sample_norms[r])
                     } else {
                         // The first index of the row's maximum, already known: a plain compare
                         // pass instead of argmax's data-dependent one.
@@ -363,12 +371,13 @@ impl Rng {
         (x >> 40) as f32 / (1u64 << 24) as f32
     }
 
-    /// Draws a token from a row of logits whose log-normaliser is `log_norm`.
-    fn sample(&mut self, logits: &[f32], log_norm: f32) -> u32 {
+    /// Draws a token from `softmax(logits / temperature)`, whose log-normaliser is `log_norm`
+    /// ([`log_sum_exp_scaled`]).
+    fn sample(&mut self, logits: &[f32], temperature: f32, log_norm: f32) -> u32 {
         let mut u = self.next_f32();
         for (i, l) in logits.iter().enumerate() {
             // The exact exp: a suppressed token (-inf) must get exactly 0.
-            let p = (l - log_norm).exp();
+            let p = (l / temperature - log_norm).exp();
             if u < p {
                 return i as u32;
             }

@@ -244,3 +244,75 @@ fn top_k_matches_a_full_sort() {
         }
     }
 }
+
+/// A network that wants `text` (after the prompt) but is unsure of every token: the wanted one
+/// gets logit 2, every other token 0, so its probability is about 1/3 at T = 1 and > 0.99 at
+/// T = 0.2.
+fn unsure(text: Vec<u32>) -> impl Fn(&[u32]) -> Vec<f32> {
+    move |seq: &[u32]| {
+        let mut l = vec![0.0f32; 24];
+        let start = seq.iter().position(|t| *t == 6).unwrap();
+        let after: Vec<u32> = seq[start + 1..].iter().copied().filter(|t| !(7..=13).contains(t)).collect();
+        match text.get(after.len()) {
+            Some(&next) => l[next as usize] = 2.0,
+            None => l[5] = 10.0,
+        }
+        l
+    }
+}
+
+#[test]
+fn samples_are_scored_by_the_unscaled_distribution() {
+    // openai/whisper's GreedyDecoder.update and CTranslate2's RandomSampler: a token drawn from
+    // softmax(logits / T) is scored by log_softmax(logits). The same tokens thus score the same
+    // at every temperature, and the same as greedy decoding gives them.
+    let model = toy_model();
+    let greedy = decode_window(&mut Fake::new(unsure(vec![0, 1, 3])), &model, &opts()).unwrap();
+    assert_eq!(greedy.tokens, vec![0, 1, 3]);
+    // About ln(e² / (e² + 15)) per token: clearly unsure.
+    assert!(greedy.avg_logprob < -0.7 && greedy.avg_logprob > -1.5, "{}", greedy.avg_logprob);
+    for temperature in [0.2, 0.5, 1.0] {
+        let mut o = opts();
+        o.strategy = Strategy::Sample { temperature, best_of: 1 };
+        for seed in 1..20 {
+            o.seed = seed;
+            let s = decode_window(&mut Fake::new(unsure(vec![0, 1, 3])), &model, &o).unwrap();
+            if s.tokens != greedy.tokens {
+                continue; // a different draw: its own score, checked below
+            }
+            assert!((s.sum_logprob - greedy.sum_logprob).abs() < 1e-4, "T={temperature}: {} vs {}", s.sum_logprob, greedy.sum_logprob);
+            assert!((s.avg_logprob - greedy.avg_logprob).abs() < 1e-4);
+            for (a, b) in s.token_logprobs.iter().zip(&greedy.token_logprobs) {
+                assert!((a - b).abs() < 1e-4, "T={temperature}: {:?} vs {:?}", s.token_logprobs, greedy.token_logprobs);
+            }
+            assert_eq!(s.temperature, temperature);
+        }
+    }
+    // Any draw's sum is the sum of its tokens' log-probabilities (end-of-text included), each
+    // no better than the wanted token's unscaled one.
+    let mut o = opts();
+    o.strategy = Strategy::Sample { temperature: 1.0, best_of: 1 };
+    for seed in 1..40 {
+        o.seed = seed;
+        let s = decode_window(&mut Fake::new(unsure(vec![0, 1, 3])), &model, &o).unwrap();
+        assert!(s.sum_logprob <= s.token_logprobs.iter().sum::<f32>() + 1e-4);
+        assert!(s.token_logprobs.iter().all(|lp| *lp <= greedy.token_logprobs[0] + 1e-4), "{:?}", s.token_logprobs);
+    }
+}
+
+#[test]
+fn an_unsure_window_fails_the_logprob_threshold_at_low_temperature_too() {
+    // The fallback decision (avg_logprob < -1.0 → try the next temperature) must not change
+    // just because the draw was made at T = 0.2, where the scaled distribution is near-certain:
+    // faster-whisper rejects these samples, so do we.
+    let model = toy_model();
+    let text = vec![0, 1, 3, 2, 4, 0, 1];
+    let greedy = decode_window(&mut Fake::new(unsure(text.clone())), &model, &opts()).unwrap();
+    assert!(greedy.avg_logprob < -1.0, "{}", greedy.avg_logprob);
+    let mut o = opts();
+    o.strategy = Strategy::Sample { temperature: 0.2, best_of: 5 };
+    let s = decode_window(&mut Fake::new(unsure(text.clone())), &model, &o).unwrap();
+    assert_eq!(s.tokens, text); // at T = 0.2 every draw takes the wanted token
+    assert!(s.avg_logprob < -1.0, "T=0.2 sample accepted: avg_logprob {}", s.avg_logprob);
+    assert!((s.avg_logprob - greedy.avg_logprob).abs() < 1e-4);
+}
