@@ -129,10 +129,22 @@ pub struct Cli {
     #[arg(long)]
     pub compile_cache: bool,
 
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per line).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Let a native profiler see the component's compiled functions: `perfmap` writes
     /// /tmp/perf-<pid>.map for `perf record -p <pid>`; `jitdump` for `perf inject --jit`.
     #[arg(long, value_enum, value_name = "KIND")]
     pub wasm_profile: Option<WasmProfile>,
+}
+
+/// [`Cli::log_format`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What [`Cli::wasm_profile`] sets up.
@@ -235,6 +247,9 @@ mod tests {
         assert_eq!(cli.limits().read_timeout, Duration::from_secs(30));
         assert!(cli.guest_env().contains(&("WHISPER_X".into(), "1".into())));
         assert!(!cli.ort_arena && cli.ort_config.is_empty());
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert_eq!(Cli::try_parse_from(["whisper-host", "--log-format", "json"]).unwrap().log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["whisper-host", "--log-format", "xml"]).is_err());
         assert_eq!(cli.default_concurrency(8), 1, "threads default to the cores");
         let threads = |t: &str| Cli::try_parse_from(["whisper-host", "--threads", t]).unwrap();
         assert_eq!(threads("2").default_concurrency(8), 4);

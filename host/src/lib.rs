@@ -12,7 +12,9 @@
 //!   `BackendExecutionContext`) over ONNX Runtime;
 //! - [`load_models`] and [`Models`]: the shared graph registry, and per-request views of it
 //!   that count computes, time and bytes ([`NnStats`]);
-//! - [`Server`] and [`serve`]: the HTTP server with its limits.
+//! - [`Server`] and [`serve`]: the HTTP server with its limits;
+//! - [`Frontend`] and [`serve_frontend`]: `/health`, `/ready` and `/metrics` ([`Metrics`]),
+//!   answered by the host, with a listener that serves while the component and models load.
 //!
 //! ## The execution-context convention
 //!
@@ -43,13 +45,17 @@
 //! has no backend and fails with `invalid-encoding`.
 
 pub mod config;
+pub mod frontend;
 pub mod limits;
+pub mod metrics;
 pub mod nn;
 pub mod server;
 pub mod state;
 
 pub use crate::config::Cli;
+pub use crate::frontend::{serve_frontend, Frontend, Readiness};
 pub use crate::limits::Limits;
+pub use crate::metrics::Metrics;
 pub use crate::nn::ort::{find_ort_library, OptLevel, OrtBackend, OrtOptions, Target};
 pub use crate::nn::{load_models, require_graphs, GraphInfo, GraphLoader, LoadedGraph, Models, NnStats};
 pub use crate::server::{build_engine, check_component_file, load_component, proxy_pre, serve, EngineOptions, Server};

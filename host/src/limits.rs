@@ -46,6 +46,7 @@ pub struct Admission {
     /// Requests admitted (running or waiting).
     admitted: Arc<AtomicUsize>,
     capacity: usize,
+    max_concurrent: usize,
 }
 
 /// An admitted request; waits for a slot with [`Ticket::wait`]. Leaves the queue when dropped.
@@ -67,6 +68,7 @@ impl Admission {
             slots: Arc::new(Semaphore::new(max_concurrent)),
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: max_concurrent + max_queue,
+            max_concurrent,
         }
     }
 
@@ -81,6 +83,11 @@ impl Admission {
     /// Requests admitted right now (running + waiting).
     pub fn admitted(&self) -> usize {
         self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Requests holding a slot right now (running).
+    pub fn running(&self) -> usize {
+        self.max_concurrent.saturating_sub(self.slots.available_permits())
     }
 }
 
@@ -135,6 +142,7 @@ mod tests {
         drop(running);
         let _running = queued.wait().await;
         assert_eq!(admission.admitted(), 1);
+        assert_eq!(admission.running(), 1);
         assert!(admission.try_admit().is_some());
     }
 }

@@ -2,22 +2,37 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Instant;
+use whisper_host::config::{BackendKind, LogFormat};
 use whisper_host::{
-    build_engine, check_component_file, load_backend_and_models, load_component, proxy_pre, serve, Cli, EngineOptions, Server,
+    build_engine, check_component_file, load_backend_and_models, load_component, proxy_pre, serve_frontend, Cli, EngineOptions,
+    Frontend, Limits, Metrics, Server,
 };
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime_wasi_nn=off".into()),
-        )
-        .init();
+    init_logging(cli.log_format);
+    let format = cli.log_format;
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        match format {
+            LogFormat::Text => eprintln!("error: {e:#}"),
+            LogFormat::Json => tracing::error!("error: {e:#}"),
+        }
         std::process::exit(1);
+    }
+}
+
+/// Logs go to stderr: text with colours only on a terminal (and without `NO_COLOR`), or one
+/// JSON object per line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime_wasi_nn=off".into());
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(colour).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),
     }
 }
 
@@ -29,6 +44,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(cli.listen).with_context(|| format!("listening on {}", cli.listen))?;
     listener.set_nonblocking(true).context("listening socket")?;
 
+    let backend = match cli.backend {
+        BackendKind::Onnx => "onnx",
+        BackendKind::Openvino => "openvino",
+    };
+    let metrics = Arc::new(Metrics::new(backend));
+    // The listener answers at once: /health 200, /ready and every other route 503 until loaded.
+    let frontend = Frontend::loading(metrics.clone(), &limits);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    let cli = Arc::new(cli);
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).context("listening socket")?;
+        tracing::info!(address = %listener.local_addr()?, "listening; loading the component and the models");
+        let mut serving = tokio::spawn(serve_frontend(listener, frontend.clone(), shutdown_signal()));
+        let loading = {
+            let cli = cli.clone();
+            tokio::task::spawn_blocking(move || load(&cli, limits, metrics))
+        };
+        tokio::select! {
+            loaded = loading => {
+                let server = match loaded {
+                    Ok(Ok(server)) => server,
+                    Ok(Err(e)) => {
+                        serving.abort();
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        serving.abort();
+                        anyhow::bail!("loading the component and the models panicked");
+                    }
+                };
+                tracing::info!(graphs = ?server.models().names().collect::<Vec<_>>(), "ready");
+                frontend.set_ready(server);
+                serving.await.context("the server task")?
+            }
+            // A shutdown signal while loading.
+            served = &mut serving => served.context("the server task")?,
+        }
+    });
+    // A guest abandoned after the grace period is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// Compiles the component while the backend loads the models, and makes the server.
+fn load(cli: &Cli, limits: Limits, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Server>> {
     let start = Instant::now();
     let engine = build_engine(&EngineOptions {
         pooling: cli.pooling,
@@ -44,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(component = %cli.component.display(), ms = start.elapsed().as_secs_f64() * 1e3, "component compiled");
             Ok::<_, anyhow::Error>(component)
         });
-        let models = load_backend_and_models(&cli);
+        let models = load_backend_and_models(cli);
         (compiling.join(), models)
     });
     let component = component.map_err(|_| anyhow::anyhow!("compiling the component panicked"))??;
@@ -62,20 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_queue = limits.max_queue,
         "guest environment and limits"
     );
-    let server = Server::new(pre, Arc::new(models), env, limits);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
-    let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener).context("listening socket")?;
-        tracing::info!(address = %listener.local_addr()?, graphs = ?server.models().names().collect::<Vec<_>>(), "listening");
-        serve(listener, server, shutdown_signal()).await
-    });
-    // A guest abandoned after the grace period is not waited for.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
+    Ok(Server::with_metrics(pre, Arc::new(models), env, limits, metrics))
 }
 
 async fn shutdown_signal() {

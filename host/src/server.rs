@@ -3,6 +3,7 @@
 //! workers that accept and stream other requests.
 
 use crate::limits::{self, Admission, Limits, Slot};
+use crate::metrics::{parse_audio_duration, GuestRequest, Metrics, Rejection};
 use crate::nn::Models;
 use crate::state::{add_to_linker, GuestConfig, RequestState};
 use anyhow::{bail, Context as _};
@@ -11,11 +12,10 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker};
@@ -148,11 +148,25 @@ pub struct Server {
     limits: Limits,
     admission: Admission,
     next_id: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
+    /// A server with its own [`Metrics`] (whose `backend` label is `unknown`).
     pub fn new(pre: ProxyPre<RequestState>, models: Arc<Models>, env: Vec<(String, String)>, limits: Limits) -> Arc<Self> {
+        Self::with_metrics(pre, models, env, limits, Arc::new(Metrics::new("unknown")))
+    }
+
+    /// A server that records into `metrics` (which also get the models' load times).
+    pub fn with_metrics(
+        pre: ProxyPre<RequestState>,
+        models: Arc<Models>,
+        env: Vec<(String, String)>,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let guest = GuestConfig { env, max_memory_bytes: limits.max_memory_bytes };
+        metrics.set_models(&models);
         Arc::new(Self {
             pre,
             admission: Admission::new(limits.max_concurrent, limits.max_queue),
@@ -160,7 +174,17 @@ impl Server {
             guest,
             limits,
             next_id: AtomicU64::new(1),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Requests running in the guest now.
+    pub fn running(&self) -> usize {
+        self.admission.running()
     }
 
     pub fn models(&self) -> &Models {
@@ -180,23 +204,31 @@ impl Server {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let received = Instant::now();
+        let path = req.uri().path().to_owned();
+        let reject = |response: Response<ResponseBody>, why: Rejection| {
+            self.metrics.host_reply(&path, response.status().as_u16(), received.elapsed(), Some(why));
+            response
+        };
         let length = match content_length(&req) {
             Ok(length) => length,
-            Err(()) => return json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_content_length", "invalid Content-Length"),
+            Err(()) => {
+                let response = json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_content_length", "invalid Content-Length");
+                return reject(response, Rejection::BadRequest);
+            }
         };
         if length.is_some_and(|n| n > self.limits.max_body_bytes) {
             tracing::warn!(id, length, limit = self.limits.max_body_bytes, "request body too large");
-            return self.too_large();
+            return reject(self.too_large(), Rejection::TooLarge);
         }
         let Some(ticket) = self.admission.try_admit() else {
-            tracing::warn!(id, path = req.uri().path(), "busy: all slots and the queue are full");
-            return self.busy();
+            tracing::warn!(id, path, "busy: all slots and the queue are full");
+            return reject(self.busy(), Rejection::Busy);
         };
         // The body is read before the request takes a slot, so slow or stalled uploads wait in
         // the queue rather than hold a slot that running requests need.
         let req = match self.read_body(id, req, length).await {
             Ok(req) => req,
-            Err(response) => return response,
+            Err((response, why)) => return reject(response, why),
         };
         let waiting = Instant::now();
         let slot = ticket.wait().await;
@@ -219,6 +251,7 @@ impl Server {
                 Ok(failure) => failure.response(&self.limits),
                 Err(join) => {
                     tracing::error!(id, error = %join, "the guest task failed");
+                    self.metrics.host_reply(&path, 500, received.elapsed(), None);
                     json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", "internal error")
                 }
             },
@@ -246,19 +279,27 @@ impl Server {
 
         let status = Arc::new(AtomicU16::new(0));
         let instantiate = Arc::new(AtomicU64::new(0));
+        // What the guest's response says about itself (the component's contract, metrics.rs).
+        let labels = Arc::new(Mutex::new(ReplyLabels::default()));
+        let error_response = Arc::new(AtomicBool::new(false));
         let prepared = (|| {
             let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
             let (status, instantiate, stats) = (status.clone(), instantiate.clone(), stats.clone());
+            let (labels, error_response) = (labels.clone(), error_response.clone());
             let out = store.data_mut().http().new_response_outparam_from_callback(move |mut result| {
                 match &mut result {
                     Ok(response) => {
                         status.store(response.status().as_u16(), Ordering::Relaxed);
+                        *labels.lock().unwrap_or_else(|e| e.into_inner()) = ReplyLabels::of(response);
                         let timing = server_timing(queued, instantiate.load(Ordering::Relaxed), &stats, received.elapsed());
                         if let Ok(value) = HeaderValue::from_str(&timing) {
                             response.headers_mut().insert("server-timing", value);
                         }
                     }
-                    Err(_) => status.store(500, Ordering::Relaxed),
+                    Err(_) => {
+                        status.store(500, Ordering::Relaxed);
+                        error_response.store(true, Ordering::Relaxed);
+                    }
                 }
                 let _ = send.send(result);
             })?;
@@ -276,6 +317,7 @@ impl Server {
             },
             Err(e) => Err(e),
         };
+        let processing = started.elapsed();
         let failure = Failure::classify(&result, store.data().limits.hit());
         let guest_memory_mib = store.data().limits.peak_memory() as f64 / (1024.0 * 1024.0);
         drop(store);
@@ -307,13 +349,34 @@ impl Server {
         if let Err(e) = &result {
             tracing::error!(id, code = failure.code(), error = %format!("{e:#}"), "the guest failed");
         }
+        let labels = std::mem::take(&mut *labels.lock().unwrap_or_else(|e| e.into_inner()));
+        let route = match &labels.route {
+            Some(route) => self.metrics.routes().reported(route),
+            None => self.metrics.routes().for_path(&path),
+        };
+        let nn = stats.snapshot();
+        self.metrics.guest_request(&GuestRequest {
+            route: &route,
+            status,
+            duration: received.elapsed(),
+            queued,
+            processing,
+            audio_seconds: labels.audio_seconds.filter(|_| (200..300).contains(&status)),
+            failure: failure.kind().or(error_response.load(Ordering::Relaxed).then_some("error_response")),
+            nn: &nn,
+        });
         failure
     }
 
     /// Reads the whole body (at most `max_body_bytes`, else 413), waiting at most `read_timeout`
     /// for each piece of it (else 408), so the guest starts with all of it and a stalled
     /// client cannot hold a slot.
-    async fn read_body(&self, id: u64, req: Request<Incoming>, length: Option<u64>) -> Result<Request<GuestBody>, Response<ResponseBody>> {
+    async fn read_body(
+        &self,
+        id: u64,
+        req: Request<Incoming>,
+        length: Option<u64>,
+    ) -> Result<Request<GuestBody>, (Response<ResponseBody>, Rejection)> {
         let max = self.limits.max_body_bytes;
         let (parts, body) = req.into_parts();
         let mut body = Limited::new(body, max as usize);
@@ -322,7 +385,7 @@ impl Server {
             match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
                 Err(_) => {
                     tracing::warn!(id, received = data.len(), length, "the request body stalled");
-                    return Err(self.stalled());
+                    return Err((self.stalled(), Rejection::Stalled));
                 }
                 Ok(None) => break,
                 Ok(Some(Ok(frame))) => {
@@ -330,10 +393,11 @@ impl Server {
                         data.extend_from_slice(&chunk);
                     }
                 }
-                Ok(Some(Err(e))) if e.is::<LengthLimitError>() => return Err(self.too_large()),
+                Ok(Some(Err(e))) if e.is::<LengthLimitError>() => return Err((self.too_large(), Rejection::TooLarge)),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(id, error = %e, "reading the request body failed");
-                    return Err(json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read"));
+                    let response = json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read");
+                    return Err((response, Rejection::BadRequest));
                 }
             }
         }
@@ -372,6 +436,23 @@ impl Server {
         );
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(self.limits.retry_after_secs));
         response
+    }
+}
+
+/// The guest's `x-route` and `x-audio-duration` response headers (left on the response).
+#[derive(Debug, Default)]
+struct ReplyLabels {
+    route: Option<String>,
+    audio_seconds: Option<f64>,
+}
+
+impl ReplyLabels {
+    fn of<B>(response: &Response<B>) -> Self {
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        Self {
+            route: header("x-route").map(str::to_owned),
+            audio_seconds: header("x-audio-duration").and_then(parse_audio_duration),
+        }
     }
 }
 
@@ -438,6 +519,17 @@ impl Failure {
         }
     }
 
+    /// The `kind` label of `whisper_guest_failures_total`.
+    fn kind(self) -> Option<&'static str> {
+        match self {
+            Failure::None => None,
+            Failure::Timeout => Some("timeout"),
+            Failure::MemoryLimit => Some("memory_limit"),
+            Failure::Instantiate => Some("instantiate"),
+            Failure::Trap => Some("trap"),
+        }
+    }
+
     fn status(self) -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR
     }
@@ -468,7 +560,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Stops accepting (the caller dropped the listener) and waits up to [`SHUTDOWN_GRACE`] for the
 /// admitted requests to finish.
-async fn drain(server: &Server) {
+pub(crate) async fn drain(server: &Server) {
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     let pending = server.in_flight();
     tracing::info!(pending, "shutting down: no new connections, waiting for admitted requests");
@@ -481,41 +573,9 @@ async fn drain(server: &Server) {
 }
 
 /// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves, then waits
-/// (up to [`SHUTDOWN_GRACE`]) for the requests already admitted.
+/// (up to [`SHUTDOWN_GRACE`]) for the requests already admitted. The host answers `/health`,
+/// `/ready` and `/metrics` itself ([`Frontend`](crate::Frontend)); to listen before the
+/// component and models are loaded, use [`serve_frontend`](crate::serve_frontend).
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // e.g. out of file descriptors: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => {
-                drain(&server).await;
-                return Ok(());
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let server = server.clone();
-        let read_timeout = server.limits().read_timeout;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+    crate::frontend::serve_frontend(listener, crate::frontend::Frontend::ready(server), shutdown).await
 }

@@ -190,6 +190,25 @@ async fn traps_timeouts_and_memory_are_500s_and_the_server_keeps_serving() {
     assert_eq!((big.status, big.json_code()), (500, "memory_limit".to_string()));
     let small = get(address, "/alloc?mib=8").await;
     assert_eq!((small.status, small.body.as_str()), (200, "8388608"));
+
+    // Each failure is counted by kind; the test guest sets no x-route, so its paths are `other`.
+    let metrics = get(address, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    for line in [
+        r#"whisper_guest_failures_total{kind="trap"} 1"#,
+        r#"whisper_guest_failures_total{kind="timeout"} 1"#,
+        r#"whisper_guest_failures_total{kind="memory_limit"} 1"#,
+        r#"whisper_guest_failures_total{kind="instantiate"} 0"#,
+        r#"whisper_requests_total{route="other",status="500"} 3"#,
+        r#"whisper_requests_total{route="other",status="200"} 2"#,
+        "whisper_requests_in_flight 0",
+        "whisper_ready 1",
+    ] {
+        assert!(metrics.body.lines().any(|l| l == line), "no {line:?} in\n{}", metrics.body);
+    }
+    // The probes are the host's, not the guest's.
+    assert_eq!((get(address, "/health").await.status, get(address, "/ready").await.body.as_str()), (200, r#"{"status":"ready"}"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +221,8 @@ async fn oversized_bodies_get_413() {
         let big = post(address, "/echo", &[7; 4096], chunked).await;
         assert_eq!((big.status, big.json_code()), (413, "request_too_large".to_string()), "chunked={chunked}");
     }
+    let metrics = get(address, "/metrics").await.body;
+    assert!(metrics.lines().any(|l| l == r#"whisper_rejections_total{reason="too_large"} 2"#), "{metrics}");
 }
 
 /// A client that stalls in its body gets 408 after the read timeout and holds no slot
