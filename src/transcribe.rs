@@ -283,13 +283,18 @@ fn decode_with_fallback(
         }
         attempts.push(result);
     }
-    // Like faster-whisper: the most likely attempt that is not repetitive, else the most likely.
+    // Like faster-whisper: the most likely attempt that is not repetitive, else the most likely,
+    // reported at the last temperature tried (faster-whisper: "to pass final temperature for
+    // prompt_reset_on_temperature"; openai-whisper returns the last attempt itself), so the
+    // segment's `temperature` and the prompt reset follow the references.
     let pick = |ok: &dyn Fn(&DecodeResult) -> bool| {
         attempts.iter().filter(|r| ok(r)).max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob)).cloned()
     };
     let threshold = opts.compression_ratio_threshold.unwrap_or(f32::INFINITY);
+    let last = temperatures.last().copied().unwrap_or(0.0);
     pick(&|r| r.compression_ratio <= threshold)
         .or_else(|| pick(&|_| true))
+        .map(|r| DecodeResult { temperature: last, ..r })
         .ok_or_else(|| Error::Internal("no decoding attempt".into()))
 }
 
