@@ -2,7 +2,7 @@
 """`make bench`: our server (HTTP end to end) against faster-whisper (in process), same weights.
 
 One run measures:
-- server start-up (spawn -> /health 200), VmRSS at rest and VmHWM (peak RSS) at the end;
+- server start-up (spawn -> /ready 200), VmRSS at rest and VmHWM (peak RSS) at the end;
 - per clip (short 1.5 s, jfk 11 s, long-form 183 s) x model (base fp32, base int8) x beam (1, 5):
   wall time for us and for faster-whisper, their ratio, WER against the spoken text, RTF, and
   from the host's counters: instantiation, encoder ms per window, decoder ms per step, bytes per
@@ -98,13 +98,13 @@ def proc_status(pid: int) -> dict:
 
 
 def wait_healthy(proc: subprocess.Popen, base: str, seconds: float, exited) -> None:
-    """Waits until `base`/health answers 200; `exited()` is the message if `proc` ends first."""
+    """Waits until `base`/ready answers 200 (models loaded); `exited()` is the message if `proc` ends first."""
     deadline = time.time() + seconds
     while True:
         if proc.poll() is not None:
             raise SystemExit(exited())
         try:
-            with urllib.request.urlopen(base + "/health", timeout=5) as r:
+            with urllib.request.urlopen(base + "/ready", timeout=5) as r:
                 if r.status == 200:
                     return
         except OSError:

@@ -4,10 +4,11 @@
 # ffmpeg (mp3/m4a/ogg/opus/webm/... variants), time (/usr/bin/time -v for peak-memory
 # measurements), curl (the README's examples are run by a test) and chromium (headless, with a
 # fake microphone fed by jfk.wav, records gen/e2e/jfk_mediarecorder.webm: a real browser
-# MediaRecorder file, see tests/fixtures/mediarecorder.py).
+# MediaRecorder file, see tests/fixtures/mediarecorder.py), chromium-driver (the page's browser
+# tests drive Chromium through it with selenium, tests/python/test_page.py).
 # Idempotent: `apt-get update` and `apt-get install` run only when something is missing.
 set -euo pipefail
-PKGS=(sox espeak-ng alsa-utils ffmpeg time curl chromium)
+PKGS=(sox espeak-ng alsa-utils ffmpeg time curl chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -115,7 +115,9 @@ impl Server {
         Server::launch(cmd, &addr)
     }
 
-    /// Starts `cmd` (a server that will listen on `addr`) and waits until it answers `/health`.
+    /// Starts `cmd` (a server that will listen on `addr`) and waits until `/ready` answers 200
+    /// (our host answers `/health` at once and `/ready` when the models are loaded; on a stock
+    /// host the component answers both).
     pub fn launch(mut cmd: Command, addr: &str) -> Result<Server, String> {
         let child = cmd
             .stdin(Stdio::null())
@@ -129,13 +131,13 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("the server exited during start-up ({status})"));
             }
-            if let Ok(r) = server.get("/health") {
+            if let Ok(r) = server.get("/ready") {
                 if r.status == 200 {
                     return Ok(server);
                 }
             }
             if Instant::now() > deadline {
-                return Err("the server did not answer /health within 120 s".into());
+                return Err("the server was not ready (GET /ready) within 120 s".into());
             }
             std::thread::sleep(Duration::from_millis(200));
         }

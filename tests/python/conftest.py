@@ -41,13 +41,14 @@ def start_host(extra_env=None, extra_args=()):
         if proc.poll() is not None:
             raise RuntimeError(f"host exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
         try:
-            with urllib.request.urlopen(base + "/health", timeout=2) as r:
+            # /health answers at once; /ready once the component and models are loaded.
+            with urllib.request.urlopen(base + "/ready", timeout=2) as r:
                 if r.status == 200:
                     return proc, base
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("host did not become healthy in 120 s")
+    raise RuntimeError("host was not ready (GET /ready) in 120 s")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 //! step, nothing fetched from elsewhere, so it works on every host the component runs on.
 
 use crate::http::message::Reply;
+use crate::tokenizer::LANGUAGES;
 
 /// Where the page's assets live.
 pub const ASSETS: &str = "/assets/";
@@ -14,15 +15,30 @@ const ASSET_FILES: [(&str, &str, &str); 3] = [
     ("/assets/icon.svg", "image/svg+xml", include_str!("../page/icon.svg")),
 ];
 
-/// The page. Its script and styles are same-origin files, so a strict CSP holds.
+/// The page, with the language menu filled from the tokenizer's table. Its script and styles
+/// are same-origin files, so a strict CSP holds.
 pub fn index() -> Reply {
-    Reply::full(200, "text/html; charset=utf-8", INDEX.as_bytes().to_vec())
+    Reply::full(200, "text/html; charset=utf-8", INDEX.replace("<!-- languages -->", &language_options()).into_bytes())
         .with_header("cache-control", "no-cache")
         .with_header(
             "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
         )
         .with_header("x-content-type-options", "nosniff")
+}
+
+/// `<option value="de">German</option>…`, by name.
+fn language_options() -> String {
+    let mut languages: Vec<(&str, String)> = LANGUAGES
+        .iter()
+        .map(|(code, name)| {
+            let mut title = name.to_string();
+            title[..1].make_ascii_uppercase();
+            (*code, title)
+        })
+        .collect();
+    languages.sort_by(|a, b| a.1.cmp(&b.1));
+    languages.iter().map(|(code, name)| format!("<option value=\"{code}\">{name}</option>")).collect()
 }
 
 /// An asset by its path, if there is one.
@@ -47,5 +63,9 @@ mod tests {
         assert!(asset("/assets/nope.js").is_none());
         assert!(INDEX.contains("/assets/page.js") && INDEX.contains("/assets/page.css"));
         assert!(!INDEX.contains("http://") && !INDEX.contains("https://"), "nothing from elsewhere");
+        let Reply::Full { body, .. } = index() else { panic!() };
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("<option value=\"de\">German</option>"), "languages are listed");
+        assert_eq!(html.matches("<option value=").count(), LANGUAGES.len() + 2, "detect, server default, languages");
     }
 }
