@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -351,9 +352,22 @@ def test_api_key_and_body_limit(keyed_host):
 
 # --- property-based: schemathesis over the cheap routes ----------------------------------------
 
-@pytest.mark.xfail(strict=False, reason="some GET /assets/<random> requests hang past the 30 s read "
-                   "timeout on a fresh host (seen 3 in 5 runs; curl of the same URL answers 404 at once): under investigation")
-def test_schemathesis_cheap_routes(host, tmp_path):
+@pytest.fixture(scope="module")
+def drained_host():
+    """A host whose stderr is read as it comes: conftest's `host` keeps its stderr in a pipe
+    nobody reads, so after some 200 requests (64 KiB of request logs) the host blocks writing
+    its log and every later request hangs. Schemathesis sends hundreds."""
+    if not os.environ.get("WHISPER_HOST_BIN"):
+        pytest.skip("no host")
+    proc, base = start_host()
+    threading.Thread(target=lambda: [None for _ in iter(lambda: proc.stderr.read(65536), b"")], daemon=True).start()
+    yield base
+    proc.kill()
+    proc.wait()
+
+
+def test_schemathesis_cheap_routes(drained_host, tmp_path):
+    host = drained_host
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     if not st:
         pytest.skip("schemathesis is not installed")
