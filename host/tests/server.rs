@@ -192,7 +192,15 @@ async fn traps_timeouts_and_memory_are_500s_and_the_server_keeps_serving() {
     assert_eq!((small.status, small.body.as_str()), (200, "8388608"));
 
     // Each failure is counted by kind; the test guest sets no x-route, so its paths are `other`.
-    let metrics = get(address, "/metrics").await;
+    // A request is counted when its guest call returns, a moment after its response went out.
+    let mut metrics = get(address, "/metrics").await;
+    for _ in 0..40 {
+        if metrics.body.contains(r#"whisper_requests_total{route="other",status="200"} 2"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        metrics = get(address, "/metrics").await;
+    }
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
     for line in [
