@@ -12,8 +12,8 @@ pub enum Error {
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     /// Wrong HTTP method for the route (405).
-    #[error("method {0} is not allowed here; use POST")]
-    MethodNotAllowed(String),
+    #[error("method {method} is not allowed here; use {allowed}")]
+    MethodNotAllowed { method: String, allowed: &'static str },
     /// Missing or wrong API key (401).
     #[error("invalid or missing API key; send `Authorization: Bearer <key>`")]
     Unauthorized,

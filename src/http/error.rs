@@ -13,7 +13,7 @@ pub fn error_object(e: &Error) -> (u16, Value) {
         Error::Unauthorized => (401, "invalid_request_error", "invalid_api_key"),
         Error::NotFound { .. } => (404, "invalid_request_error", "not_found"),
         Error::UnknownModel(_) => (404, "invalid_request_error", "model_not_found"),
-        Error::MethodNotAllowed(_) => (405, "invalid_request_error", "method_not_allowed"),
+        Error::MethodNotAllowed { .. } => (405, "invalid_request_error", "method_not_allowed"),
         Error::TooLarge(_) => (413, "invalid_request_error", "too_large"),
         Error::UnsupportedMedia(_) => (415, "invalid_request_error", "unsupported_media_type"),
         Error::Undecodable(_) => (422, "invalid_request_error", "undecodable_audio"),
@@ -32,10 +32,14 @@ pub fn error_object(e: &Error) -> (u16, Value) {
     (status, json!({"message": message, "type": kind, "param": param, "code": code}))
 }
 
-/// The error as a JSON reply: `{"error": {…}}` with its status.
+/// The error as a JSON reply: `{"error": {…}}` with its status (and `Allow` on a 405).
 pub fn error_reply(e: &Error) -> Reply {
     let (status, error) = error_object(e);
-    Reply::json(status, &json!({ "error": error }))
+    let reply = Reply::json(status, &json!({ "error": error }));
+    match e {
+        Error::MethodNotAllowed { allowed, .. } => reply.with_header("allow", *allowed),
+        _ => reply,
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +62,8 @@ mod tests {
         assert_eq!(error_reply(&Error::TooLarge("big".into())).status(), 413);
         let (status, obj) = error_object(&Error::Unauthorized);
         assert_eq!((status, obj["code"].as_str()), (401, Some("invalid_api_key")));
+        let r = error_reply(&Error::MethodNotAllowed { method: "POST".into(), allowed: "GET" });
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers(), &[("allow", "GET".to_string())]);
     }
 }

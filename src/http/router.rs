@@ -14,7 +14,9 @@ use crate::nn::Engine;
 pub async fn route(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> (&'static str, Result<Reply, Error>) {
     let path = req.path().trim_end_matches('/').to_string();
     let method = req.method.clone();
-    let only = |allowed: &str| if method == allowed { Ok(()) } else { Err(Error::MethodNotAllowed(method.clone())) };
+    let only = |allowed: &'static str| {
+        if method == allowed { Ok(()) } else { Err(Error::MethodNotAllowed { method: method.clone(), allowed }) }
+    };
     let get = || only("GET");
     let post = || only("POST");
     match path.as_str() {

@@ -90,7 +90,7 @@ impl Start {
         }
     }
 
-    /// Runs the host until it exits (or `GIVE_UP`); panics if it starts listening.
+    /// Runs the host until it exits (or `GIVE_UP`); panics if it gets ready instead.
     fn run(self, s: &Setup) -> Outcome {
         let cwd = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(&s.bin);
@@ -134,13 +134,14 @@ impl Start {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            let started = stdout.lock().unwrap().contains(" listening ");
+            // The host logs (on stderr) `ready` once the component and models are loaded.
+            let started = stderr.lock().unwrap().contains(" ready ");
             if started || t.elapsed() > GIVE_UP {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
                     "{command}\n{}\nstdout:\n{}\nstderr:\n{}",
-                    if started { "started listening instead of failing" } else { "still running after 60 s" },
+                    if started { "got ready instead of failing" } else { "still running after 60 s" },
                     stdout.lock().unwrap(),
                     stderr.lock().unwrap()
                 );

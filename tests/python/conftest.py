@@ -3,9 +3,11 @@
 Needs WHISPER_HOST_BIN, WHISPER_COMPONENT, WHISPER_MODELS_DIR and ORT_DYLIB_PATH (the Makefile
 sets them, see `make test-python`). Missing pieces fail under CI=true and skip otherwise.
 """
+import collections
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -25,7 +27,11 @@ def _missing():
     return None
 
 
-def start_host(extra_env=None, extra_args=()):
+def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=False):
+    """Starts a host on a free port and waits until `wait_for` answers 200 (`/health` answers as
+    soon as it listens, `/ready` once the component and models are loaded). Its stderr is read
+    all along into `proc.log` (the last 2000 lines), so the host never blocks on a full pipe;
+    with `read_stderr=True` the caller reads `proc.stderr` itself instead."""
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
     addr = f"127.0.0.1:{port.getsockname()[1]}"
@@ -35,20 +41,27 @@ def start_host(extra_env=None, extra_args=()):
         [os.environ["WHISPER_HOST_BIN"], "--listen", addr, "--component", os.environ["WHISPER_COMPONENT"],
          "--models", os.environ["WHISPER_MODELS_DIR"], "--model", "base", "--model", "tiny.en", *extra_args],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.log = collections.deque(maxlen=2000)
+    if not read_stderr:
+        def drain():
+            for line in proc.stderr:
+                proc.log.append(line.decode(errors="replace"))
+        threading.Thread(target=drain, daemon=True).start()
     base = f"http://{addr}"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"host exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+            tail = "".join(proc.log) if not read_stderr else proc.stderr.read().decode(errors="replace")
+            raise RuntimeError(f"host exited: {tail[-2000:]}")
         try:
-            # /health answers at once; /ready once the component and models are loaded.
-            with urllib.request.urlopen(base + "/ready", timeout=2) as r:
+            with urllib.request.urlopen(base + wait_for, timeout=2) as r:
                 if r.status == 200:
                     return proc, base
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("host was not ready (GET /ready) in 120 s")
+    raise RuntimeError(f"host did not answer {wait_for} with 200 in 120 s")
 
 
 @pytest.fixture(scope="session")

@@ -83,9 +83,10 @@ def wait_idle(base):
 
 class Host:
     def __init__(self):
+        # Returns at the first /health 200, to catch the host while it loads.
         self.proc, self.base = start_host(extra_args=[
             "--log-format", "json", "--max-concurrent", "1", "--max-queue", "0",
-            "--max-body", str(MAX_BODY), "--read-timeout", "2"])
+            "--max-body", str(MAX_BODY), "--read-timeout", "2"], wait_for="/health", read_stderr=True)
         self.lines = []
         # Read stderr all along (the host must never block on a full pipe).
         self.reader = threading.Thread(target=self._read, daemon=True)
