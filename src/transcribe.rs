@@ -84,6 +84,31 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
 }
 
+/// Refuses options the model cannot follow, before any audio is decoded (a stream checks them
+/// before its 200): a language it does not know, or anything but English for an English-only
+/// model.
+pub fn check_options(model: &Model, opts: &TranscribeOptions) -> Result<(), Error> {
+    let name = &model.config.name;
+    if model.config.multilingual {
+        if let Some(language) = &opts.language {
+            if model.language_token(language).is_none() {
+                return Err(Error::bad_param("language", format!("language '{language}' is not supported by model '{name}'")));
+            }
+        }
+        return Ok(());
+    }
+    if opts.task == Task::Translate {
+        return Err(Error::bad_param("task", format!("model '{name}' is English-only: it cannot translate; use a multilingual model such as 'base'")));
+    }
+    match opts.language.as_deref() {
+        Some(language) if language != "en" => Err(Error::bad_param(
+            "language",
+            format!("model '{name}' is English-only: it cannot take language '{language}'; use a multilingual model such as 'base'"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Transcribes a whole log-mel spectrogram. `on_segment` sees each segment as soon as its
 /// window is decoded (for streaming).
 pub fn transcribe(
@@ -108,17 +133,12 @@ pub fn transcribe(
             (code, p, Some(0))
         }
     };
+    check_options(model, opts)?;
     let language_token = if model.config.multilingual {
         Some(model.language_token(&language).ok_or_else(|| {
             Error::bad_param("language", format!("language '{language}' is not supported by model '{}'", model.config.name))
         })?)
     } else {
-        if language != "en" || opts.task == Task::Translate {
-            return Err(Error::bad_param(
-                "language",
-                format!("model '{}' is English-only: it cannot take language '{language}' or task translate", model.config.name),
-            ));
-        }
         None
     };
 

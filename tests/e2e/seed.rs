@@ -167,6 +167,9 @@ fn english_only_model_by_name(s: &Server) {
     // An English-only model cannot translate or take another language.
     let r = s.transcribe("/", "gen/jfk.wav", &[("model", "tiny.en"), ("language", "de")]).expect(400);
     assert!(r.text().contains("English-only"), "{}", r.text());
+    // Checked before a stream starts: a 400 on `task`, not a 200 whose only event is an error.
+    let r = s.transcribe("/v1/audio/translations", "gen/jfk.wav", &[("model", "tiny.en"), ("stream", "true")]).expect(400);
+    assert_eq!(r.json()["error"]["param"], "task", "{}", r.text());
 }
 
 fn beam_search_option(s: &Server) {

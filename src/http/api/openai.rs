@@ -77,6 +77,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
         .ok_or_else(|| Error::bad_param("file", "the audio must be sent in the `file` field"))?;
 
     let (model, mut nn) = engine.open(&model_name)?;
+    transcribe::check_options(&model, &opts)?;
     let mel = request::prepare_audio(file, &model, config)?;
     let seconds = format!("{:.3}", mel.seconds());
 

@@ -20,6 +20,7 @@ pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dy
         None => false,
     };
     let (model, mut nn) = engine.open(&model_name)?;
+    transcribe::check_options(&model, &opts)?;
     let mut results = Vec::with_capacity(form.files.len());
     let mut seconds = 0.0;
     for file in &form.files {
