@@ -36,6 +36,12 @@ async function loadModels() {
   try {
     const r = await fetch("/v1/models", { headers: authHeaders() });
     if (r.status === 401) return askForKey(el.key.value ? "That API key was refused" : "This server needs an API key");
+    if (r.status === 503) {
+      // Still loading (or busy): ask again when the server says.
+      const wait = Math.min(30, Number(r.headers.get("retry-after")) || 2);
+      setServer("Starting… retrying in " + wait + " s");
+      return setTimeout(loadModels, wait * 1000);
+    }
     if (!r.ok) return setServer("Models unavailable (" + r.status + ")", "bad");
     const { data } = await r.json();
     const ids = data.map((m) => m.id).filter((id) => id !== "whisper-1");
