@@ -134,8 +134,9 @@ impl Start {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            // The host logs (on stderr) `ready` once the component and models are loaded.
-            let started = stderr.lock().unwrap().contains(" ready ");
+            // The host logs (on stderr) `whisper_host: ready graphs=…` once the component and
+            // models are loaded.
+            let started = stderr.lock().unwrap().contains(": ready ");
             if started || t.elapsed() > GIVE_UP {
                 let _ = child.kill();
                 let _ = child.wait();
