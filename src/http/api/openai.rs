@@ -100,11 +100,15 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
                 }
             });
             match result {
-                Ok(t) => emit(json!({
-                    "type": "transcript.text.done", "text": t.text.trim(), "logprobs": null,
-                    "language": t.language, "language_probability": output::round(t.language_probability, 4),
-                    "duration": output::round(t.duration, 3),
-                })),
+                Ok(t) => {
+                    let mut done = json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null});
+                    if segment_events {
+                        done["language"] = t.language.as_str().into();
+                        done["language_probability"] = output::round(t.language_probability, 4).into();
+                        done["duration"] = output::round(t.duration, 3).into();
+                    }
+                    emit(done)
+                }
                 Err(e) => emit(json!({"type": "error", "error": error_object(&e).1})),
             }
         });
