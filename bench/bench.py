@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: our server (HTTP end to end) against faster-whisper (in process), same weights.
+"""`make bench`: our server (HTTP end to end) against faster-whisper and whisper.cpp, same weights.
 
 One run measures:
 - server start-up (spawn -> /ready 200), VmRSS at rest and VmHWM (peak RSS) at the end;
@@ -7,7 +7,12 @@ One run measures:
   wall time for us and for faster-whisper, their ratio, WER against the spoken text, RTF, and
   from the host's counters: instantiation, encoder ms per window, decoder ms per step, bytes per
   decoder step across wasi-nn, and the share of request time spent outside ONNX Runtime;
-- concurrency: N clients x a 30 s clip against 1 client sequential (throughput, p50/p99).
+- concurrency: N clients x a 30 s clip against 1 client sequential (throughput, p50/p99);
+- the peers, each in a process of its own (bench/peers.py): faster-whisper on the same
+  CTranslate2 weights, and whisper.cpp (pywhispercpp) on a ggml file bench/ggml.py writes from
+  them (f16 beside fp32, q8_0 beside int8): wall time, RTF, WER and peak RSS.
+
+WER everywhere after Whisper's English normaliser (whisper-normalizer), computed with jiwer.
 
 Medians over --runs runs. Prints a table and writes --out (JSON). See bench/README.md.
 """
@@ -61,13 +66,41 @@ def long_form_reference(jfk: str) -> str:
 
 
 def normalize(text: str) -> list[str]:
+    """The bench's first, plain normaliser (lowercase, '-' -> space, punctuation stripped): kept
+    for `wer_plain` and for stock.py's same-words check. It counts "12 %" against "twelve
+    percent" as two errors, so the WER columns use `standard_words` instead."""
     text = text.lower().replace("-", " ")
     text = re.sub(r"[^\w\s']", " ", text)
     return [w.strip("'") for w in text.split() if w.strip("'")]
 
 
+_ENGLISH = None
+
+
+def standard_words(text: str) -> str:
+    """Whisper's English normaliser (PyPI whisper-normalizer's EnglishTextNormalizer: numbers
+    and currencies spelled out or not become digits, British spellings American, contractions
+    expanded, bracketed and filler words dropped). "12 %" is joined to "12%" first: the
+    normaliser drops a lone "%", while "12%", "12 percent" and "twelve percent" all give "12%"."""
+    global _ENGLISH
+    if _ENGLISH is None:
+        from whisper_normalizer.english import EnglishTextNormalizer
+        _ENGLISH = EnglishTextNormalizer()
+    return _ENGLISH(re.sub(r"(?<=\d)\s+%", "%", text))
+
+
 def wer(ref: str, hyp: str) -> float:
-    """Word error rate: word-level Levenshtein distance / reference words, on normalized text."""
+    """Word error rate (jiwer: word-level edit distance / reference words) after Whisper's
+    English normaliser, the same for every system."""
+    import jiwer
+    r, h = standard_words(ref), standard_words(hyp)
+    if not r.split():
+        raise ValueError(f"reference {ref!r} has no words after normalising")
+    return jiwer.wer(r, h) if h.split() else 1.0
+
+
+def wer_plain(ref: str, hyp: str) -> float:
+    """The bench's earlier WER (plain normaliser, own Levenshtein), in the JSON as `*_wer_plain`."""
     r, h = normalize(ref), normalize(hyp)
     prev = list(range(len(h) + 1))
     for i, rw in enumerate(r, 1):
@@ -271,11 +304,99 @@ def memory_alone(args, model: str, clips: dict) -> dict:
             "rss_end_mib": end.get("VmRSS")}
 
 
-def run_fw(model, clip: Path, beam: int) -> dict:
-    t0 = time.perf_counter()
-    segments, _ = model.transcribe(str(clip), beam_size=beam, vad_filter=False)
-    text = "".join(s.text for s in segments)
-    return {"wall_s": time.perf_counter() - t0, "text": text.strip()}
+class Peer:
+    """faster-whisper or whisper.cpp in a process of its own (bench/peers.py), loaded and warmed
+    once (`warm` transcribed before the first timed run), so its peak RSS is its own."""
+
+    def __init__(self, engine: str, model: str, beam: int, threads: int, warm: Path, log: Path, **extra):
+        self.engine, self.beam = engine, beam
+        cmd = [sys.executable, str(ROOT / "bench/peers.py"), engine, "--model", str(model), "--beam", str(beam),
+               "--threads", str(threads), "--warm", str(warm)]
+        for k, v in extra.items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self._log = open(log, "w")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                     text=True, bufsize=1)
+        self.ready = self._answer()
+        self.startup_s = time.perf_counter() - t0
+        self.rest = proc_status(self.proc.pid)  # loaded and warmed
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            tail = self.log.read_text()[-3000:]
+            raise SystemExit(f"{self.engine} worker exited ({self.proc.returncode}); its log {self.log}:\n{tail}")
+        return json.loads(line)
+
+    def run(self, clip: Path) -> dict:
+        self.proc.stdin.write(json.dumps({"clip": str(clip)}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def stop(self) -> dict:
+        """Ends the worker; returns its memory: VmRSS once loaded and warmed, VmHWM (peak) at the
+        end, and the interpreter's RSS before the model was loaded."""
+        end = proc_status(self.proc.pid)
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        return {"rss_rest_mib": self.rest.get("VmRSS"), "peak_rss_mib": end.get("VmHWM"),
+                "rss_before_load_mib": self.ready.get("rss_before_load_mib"), "load_s": self.ready.get("load_s"),
+                "startup_s": self.startup_s}
+
+
+def combination(host: Host, peers: dict, clips: dict, name: str, secs: float, label: str, ours_model: str,
+                compute_type: str, ggml_type: str, beam: int, runs: int) -> dict:
+    """One clip x precision x beam: `runs` rounds of ours, faster-whisper, whisper.cpp, interleaved
+    so that load changes hit every system; medians."""
+    path, ref = clips[name]
+    all_runs = {"ours": [], **{k: [] for k in peers}}
+    for _ in range(runs):
+        all_runs["ours"].append(run_ours(host, path, ours_model, beam))
+        for k, peer in peers.items():
+            all_runs[k].append(peer.run(path))
+    med = {k: median_dict(v) for k, v in all_runs.items()}
+    o, f = med["ours"], med["fw"]
+    row = {
+        "clip": name, "audio_s": secs, "precision": label, "model": ours_model,
+        "fw_compute_type": compute_type, "beam": beam, "runs": runs,
+        "ours_s": o["wall_s"], "fw_s": f["wall_s"], "ratio": o["wall_s"] / f["wall_s"],
+        "ours_rtf": o["wall_s"] / secs, "fw_rtf": f["wall_s"] / secs,
+    }
+    for k, m in med.items():
+        row[f"{k}_wer"] = wer(ref, m["text"]) if ref else None
+        row[f"{k}_wer_plain"] = wer_plain(ref, m["text"]) if ref else None
+        row[f"{k}_text"] = m["text"]
+        row[f"{k}_all_s"] = [r["wall_s"] for r in all_runs[k]]
+    if "wcpp" in med:
+        w = med["wcpp"]["wall_s"]
+        row.update({"wcpp_type": ggml_type, "wcpp_s": w, "wcpp_rtf": w / secs, "ratio_wcpp": o["wall_s"] / w})
+    row.update({k: v for k, v in o.items() if k not in ("wall_s", "text")})
+    # The server's peak RSS so far, to see which combination raises it.
+    row["server_peak_rss_mib_so_far"] = proc_status(host.proc.pid).get("VmHWM")
+    wc = f", whisper.cpp {row['wcpp_s']:.2f} s" if "wcpp_s" in row else ""
+    print(f"  {label} beam {beam} {name}: ours {row['ours_s']:.2f} s, fw {row['fw_s']:.2f} s{wc}, "
+          f"ours/fw {row['ratio']:.2f}", flush=True)
+    return row
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for pkg in ("faster-whisper", "ctranslate2", "pywhispercpp", "whisper-normalizer", "jiwer", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
 
 
 def concurrency(host: Host, clip: Path, model: str, clients: int, per_client: int) -> dict:
@@ -341,6 +462,9 @@ def main():
     ap.add_argument("--per-client", type=int, default=2, help="requests per concurrent client")
     ap.add_argument("--no-concurrency", action="store_true")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-model memory probe (a host per model)")
+    ap.add_argument("--no-whispercpp", action="store_true", help="leave whisper.cpp out (faster-whisper only)")
+    ap.add_argument("--ggml-dir", default=None, help="where bench/ggml.py's files are cached "
+                    "(default: $WHISPER_CACHE/ggml)")
     ap.add_argument("--out", default=str(ROOT / "bench/results.json"))
     ap.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's JSON")
     args = ap.parse_args()
@@ -364,55 +488,51 @@ def main():
     }
     clip30 = sox_cut(GEN / "e2e/long3m.wav", BENCH_GEN / "clip30.wav", 30)
     wanted = args.clips.split(",")
-    combos = [c for c in [("fp32", "base", "float32"), ("int8", "base-int8", "int8")]
+    # precision label, our model, faster-whisper's compute_type, whisper.cpp's ggml type
+    combos = [c for c in [("fp32", "base", "float32", "f16"), ("int8", "base-int8", "int8", "q8_0")]
               if c[0] in args.precisions.split(",")]
     beams = [1, 5]
     if args.quick:
         args.runs, args.clients, args.per_client, args.no_memory = 1, 2, 1, True
         combos = [c for c in combos if c[0] == "int8"] or combos
         wanted = [c for c in wanted if c != "long"] or wanted
-    args.server_models = [m for _, m, _ in combos]
+    args.server_models = [c[1] for c in combos]
     durations = {k: duration(clips[k][0]) for k in wanted}
+    ggml_files = {}
+    if not args.no_whispercpp:
+        import ggml  # bench/ggml.py: the same CTranslate2 weights as a whisper.cpp file (cached)
+        for c in combos:
+            ggml_files[c[3]] = ggml.ensure(ct2, c[3], Path(args.ggml_dir) if args.ggml_dir else None)
 
     load_before = load_situation()
     print(f"load before: {load_before['loadavg']} on {load_before['cores']} cores", flush=True)
     host = Host(args)
     print(f"host up in {host.startup_s:.2f} s, RSS at rest {host.rest.get('VmRSS', 0):.0f} MiB", flush=True)
 
-    from faster_whisper import WhisperModel
-    results = []
+    jfk = clips["jfk"][0]
+    results, peers_memory = [], []
     try:
-        for label, ours_model, compute_type in combos:
-            fw = WhisperModel(str(ct2), device="cpu", compute_type=compute_type, cpu_threads=args.threads)
-            # Warm both sides once (first ONNX Runtime / CTranslate2 runs allocate and tune).
-            run_ours(host, clips["jfk"][0], ours_model, 1)
-            run_fw(fw, clips["jfk"][0], 1)
+        for label, ours_model, compute_type, ggml_type in combos:
+            run_ours(host, jfk, ours_model, 1)  # warm (first ONNX Runtime runs allocate and tune)
             for beam in beams:
-                for name in wanted:
-                    path, ref = clips[name]
-                    ours_runs, fw_runs = [], []
-                    for _ in range(args.runs):  # interleaved, so load changes hit both sides
-                        ours_runs.append(run_ours(host, path, ours_model, beam))
-                        fw_runs.append(run_fw(fw, path, beam))
-                    o, f = median_dict(ours_runs), median_dict(fw_runs)
-                    secs = durations[name]
-                    row = {
-                        "clip": name, "audio_s": secs, "precision": label, "model": ours_model,
-                        "fw_compute_type": compute_type, "beam": beam, "runs": args.runs,
-                        "ours_s": o["wall_s"], "fw_s": f["wall_s"], "ratio": o["wall_s"] / f["wall_s"],
-                        "ours_rtf": o["wall_s"] / secs, "fw_rtf": f["wall_s"] / secs,
-                        "ours_wer": wer(ref, o["text"]) if ref else None,
-                        "fw_wer": wer(ref, f["text"]) if ref else None,
-                        "ours_text": o["text"], "fw_text": f["text"],
-                        "ours_all_s": [r["wall_s"] for r in ours_runs], "fw_all_s": [r["wall_s"] for r in fw_runs],
-                        **{k: v for k, v in o.items() if k not in ("wall_s", "text")},
-                        # The server's peak RSS so far, to see which combination raises it.
-                        "server_peak_rss_mib_so_far": proc_status(host.proc.pid).get("VmHWM"),
-                    }
-                    results.append(row)
-                    print(f"  {label} beam {beam} {name}: ours {row['ours_s']:.2f} s, fw {row['fw_s']:.2f} s, "
-                          f"ratio {row['ratio']:.2f}", flush=True)
-            del fw
+                # A worker per engine, precision and beam, each warmed on jfk as it starts.
+                peers = {"fw": Peer("faster-whisper", ct2, beam, args.threads, jfk,
+                                    BENCH_GEN / f"peer-fw-{compute_type}-b{beam}.log", compute_type=compute_type)}
+                if ggml_type in ggml_files:
+                    peers["wcpp"] = Peer("whisper.cpp", ggml_files[ggml_type], beam, args.threads, jfk,
+                                         BENCH_GEN / f"peer-wcpp-{ggml_type}-b{beam}.log")
+                try:
+                    for name in wanted:
+                        results.append(combination(host, peers, clips, name, durations[name], label, ours_model,
+                                                   compute_type, ggml_type, beam, args.runs))
+                finally:
+                    for key, peer in peers.items():
+                        peers_memory.append({"system": {"fw": "faster-whisper", "wcpp": "whisper.cpp"}[key],
+                                             "precision": label, "beam": beam,
+                                             "config": compute_type if key == "fw" else ggml_type, **peer.stop()})
+                for m in peers_memory[-len(peers):]:
+                    print(f"  {m['system']} {m['config']} beam {beam}: RSS loaded {m['rss_rest_mib']:.0f} MiB, "
+                          f"peak {m['peak_rss_mib']:.0f} MiB", flush=True)
         conc = None
         if not args.no_concurrency:
             conc = concurrency(host, clip30, combos[-1][1], args.clients, args.per_client)
@@ -435,7 +555,8 @@ def main():
         "server": {"startup_s": host.startup_s, "rss_rest_mib": host.rest.get("VmRSS"),
                    "rss_end_mib": end.get("VmRSS"), "peak_rss_mib": end.get("VmHWM"),
                    "models": args.server_models},
-        "clips": results, "concurrency": conc, "memory_alone": memory,
+        "clips": results, "concurrency": conc, "memory_alone": memory, "peers_memory": peers_memory,
+        "versions": versions(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
@@ -463,6 +584,7 @@ def print_table(out: dict):
               f"{fmt(r.get('encoder_ms_per_window'), '.0f')} | {fmt(r.get('decoder_ms_per_step'), '.1f')} | "
               f"{fmt(r.get('decoder_kb_per_step'), '.0f')} ({fmt(r.get('decoder_kb_per_step_wo_cross_kv'), '.0f')}) | "
               f"{fmt(r.get('outside_ort_share'), '.1%')} |")
+    print_side_by_side(out)
     c = out.get("concurrency")
     if c:
         print(f"\nconcurrency: {c['model']} beam 1, {c['clip_s']:.0f} s clip")
@@ -473,6 +595,40 @@ def print_table(out: dict):
             print(f"| {x['clients']} | {x['requests']} | {x['wall_s']:.1f} | {x['throughput_audio_s_per_s']:.2f} | "
                   f"{x['p50_s']:.2f} | {x['p99_s']:.2f} | {x['p99_s'] / x['p50_s']:.2f} |")
     print_targets(out)
+
+
+def print_side_by_side(out: dict):
+    """Time, RTF and WER of the three systems, then each one's peak RSS measured alone."""
+    rows = [r for r in out["clips"] if r.get("wcpp_s") is not None]
+    if rows:
+        v = out.get("versions") or {}
+        print(f"\nside by side: ours, faster-whisper {v.get('faster-whisper') or ''}, whisper.cpp (pywhispercpp "
+              f"{v.get('pywhispercpp') or ''}; f16 beside fp32, q8_0 beside int8); WER after Whisper's English normaliser")
+        head = ("| prec | beam | clip | ours s | fw s | w.cpp s | ours/w.cpp | ours RTF | fw RTF | w.cpp RTF "
+                "| ours WER | fw WER | w.cpp WER |")
+        print(head)
+        print("|" + "---|" * (head.count("|") - 1))
+        for r in rows:
+            print(f"| {r['precision']}/{r['wcpp_type']} | {r['beam']} | {r['clip']} ({r['audio_s']:.1f} s) | "
+                  f"{r['ours_s']:.2f} | {r['fw_s']:.2f} | {r['wcpp_s']:.2f} | {r['ratio_wcpp']:.2f} | "
+                  f"{r['ours_rtf']:.3f} | {r['fw_rtf']:.3f} | {r['wcpp_rtf']:.3f} | {fmt(r['ours_wer'], '.3f')} | "
+                  f"{fmt(r['fw_wer'], '.3f')} | {fmt(r['wcpp_wer'], '.3f')} |")
+    mem = out.get("peers_memory") or []
+    alone = out.get("memory_alone") or []
+    if mem or alone:
+        print("\npeak RSS, each system in a process of its own (MiB)")
+        print("| system | model | load | RSS loaded | peak RSS |")
+        print("|---|---|---|---|---|")
+        for m in alone:
+            print(f"| ours (whisper-host) | {m['model']} | warm-up jfk, then 184 s beam 5 + 2 x jfk during it | "
+                  f"{m['rss_rest_mib']:.0f} | {m['peak_rss_mib']:.0f} |")
+        s = out["server"]
+        print(f"| ours (whisper-host) | {' + '.join(s['models'])} | the whole main run | {s['rss_rest_mib']:.0f} | "
+              f"{s['peak_rss_mib']:.0f} |")
+        clips = ", ".join(dict.fromkeys(r["clip"] for r in out["clips"]))
+        for m in mem:
+            print(f"| {m['system']} worker ({m['rss_before_load_mib']:.0f} MiB bare Python) | {m['config']} | "
+                  f"warm-up jfk, then beam {m['beam']} on {clips} | {m['rss_rest_mib']:.0f} | {m['peak_rss_mib']:.0f} |")
 
 
 def print_targets(out: dict):
