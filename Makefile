@@ -162,6 +162,22 @@ soak: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="base"
 	ORT_DYLIB_PATH="$(ORT_LIB)" SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/soak.json
 
+# Scale-out on loopback (issue 15): two host replicas (--threads 1 each) behind Debian's haproxy
+# (installed here on demand, not by `make test`) with health checks on /ready: throughput of one
+# replica against two, one replica SIGTERMed mid-load (no request may be lost), one killed -9
+# (only its in-flight requests lost, haproxy stops routing to it within its check interval).
+# SCALE_SECONDS of load per phase, 4 phases; fails on any failed check (bench/README.md). Not
+# part of `make test`.
+SCALE_SECONDS ?= 30
+SCALE_MODEL ?= base
+SCALE_ARGS ?=
+.PHONY: scale-test
+scale-test: setup build fixtures
+	@bash scripts/setup-apt.sh haproxy
+	@$(MAKE) --no-print-directory models MODELS="$(SCALE_MODEL)"
+	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/scale.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) \
+	  --model $(SCALE_MODEL) --seconds $(SCALE_SECONDS) --out bench/results-scale.json $(SCALE_ARGS)
+
 # Fuzzing (not part of `make test`): cargo-fuzz runs each target for FUZZ_SECONDS from the seeds
 # in fuzz/corpus/<target>/, growing fuzz/work/<target>/; a crash stops the run with its input in
 # fuzz/artifacts/<target>/ (fuzz/README.md). Nightly Rust if installed, else stable with

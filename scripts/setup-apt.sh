@@ -9,6 +9,8 @@
 # Idempotent: `apt-get update` and `apt-get install` run only when something is missing.
 set -euo pipefail
 PKGS=(sox espeak-ng alsa-utils ffmpeg time curl chromium chromium-driver)
+# `setup-apt.sh PKG...` installs the packages named instead (e.g. haproxy for `make scale-test`).
+if [ $# -gt 0 ]; then PKGS=("$@"); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
