@@ -23,7 +23,7 @@ from pathlib import Path
 
 import onnx
 
-from . import ct2, graphs
+from . import ct2, graphs, vad
 from .sources import MODELS, ConvertError, ModelDef, cache_dir, fetch_ct2, load_pins, log
 
 CONVERTER_VERSION = "2"
@@ -149,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for mdef in MODELS.values():
             print(f"{mdef.name:10s} {mdef.description}")
+        print(f"{vad.NAME:10s} Silero VAD ({vad.PACKAGE}), the graph {vad.NAME}/{vad.GRAPH} (models/vad.py)")
         return 0
     if not args.models:
         ap.error("name at least one model (or use --list)")
-    unknown = [n for n in args.models if n not in MODELS]
+    unknown = [n for n in args.models if n not in MODELS and n != vad.NAME]
     if unknown:
-        print(f"error: unknown model {', '.join(map(repr, unknown))}; known models: {', '.join(MODELS)}",
+        print(f"error: unknown model {', '.join(map(repr, unknown))}; known models: {', '.join([*MODELS, vad.NAME])}",
               file=sys.stderr)
         return 2
     t0 = time.monotonic()
@@ -162,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         pins = load_pins(args.pins)
         cache = args.cache or cache_dir()
         for name in dict.fromkeys(args.models):
-            convert(MODELS[name], args.out, pins, cache, force=args.force)
+            if name == vad.NAME:
+                vad.build(args.out, pins, cache, force=args.force)
+            else:
+                convert(MODELS[name], args.out, pins, cache, force=args.force)
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ pub mod nn;
 pub mod output;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod vad;
 pub mod words;
 
 #[cfg(target_arch = "wasm32")]

@@ -9,6 +9,19 @@ pub trait Engine {
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error>;
     /// Whether a model of that name is served (for `GET /v1/models` and `GET /ready`).
     fn has_model(&mut self, model: &str) -> bool;
+    /// The voice activity detector (`vad/silero`), or `None` when the host does not have it.
+    fn open_vad(&mut self) -> Result<Option<Box<dyn VadNet>>, Error> {
+        Ok(None)
+    }
+}
+
+/// Silero VAD (`vad::GRAPH`, models/README.md), one audio at a time.
+pub trait VadNet {
+    /// Speech probabilities of `frames`: `[n, 576]` row-major, each frame 64 samples of context
+    /// (the previous frame's last ones) then 512 new samples at 16 kHz. `restart`: the first
+    /// block of an audio (the LSTM state starts from zero); otherwise the network continues
+    /// from the state the previous call left.
+    fn score(&mut self, frames: &[f32], restart: bool) -> Result<Vec<f32>, Error>;
 }
 
 /// What one decoder step returns. Shapes are row-major.

@@ -10,7 +10,7 @@
 
 use crate::error::Error;
 use crate::model::Model;
-use crate::nn::{Engine, Inference, StepOutput};
+use crate::nn::{Engine, Inference, StepOutput, VadNet};
 
 spin_sdk::wit_bindgen::generate!({
     path: "wit/wasi-nn.wit",
@@ -53,6 +53,16 @@ pub struct WasiNnEngine;
 impl Engine for WasiNnEngine {
     fn has_model(&mut self, model: &str) -> bool {
         graph::load_by_name(&format!("{model}/meta")).is_ok()
+    }
+
+    fn open_vad(&mut self) -> Result<Option<Box<dyn VadNet>>, Error> {
+        let graph = match graph::load_by_name(crate::vad::GRAPH) {
+            Ok(g) => g,
+            Err(e) if matches!(e.code(), ErrorCode::NotFound) => return Ok(None),
+            Err(e) => return Err(nn_error("loading the VAD graph")(e)),
+        };
+        let ctx = graph.init_execution_context().map_err(nn_error("VAD context"))?;
+        Ok(Some(Box::new(WasiNnVad { ctx, _graph: graph })))
     }
 
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error> {
@@ -139,5 +149,27 @@ impl Inference for WasiNn {
         let logits = f32s(&take_output(&mut out, "logits")?);
         let alignment = if want_alignment { Some(f32s(&take_output(&mut out, "alignment")?)) } else { None };
         Ok(StepOutput { logits, alignment })
+    }
+}
+
+/// Silero VAD: the LSTM state (`present_h`/`present_c` → `past_h`/`past_c`) stays in the host
+/// between blocks; a block sends its frames and reads one probability per frame.
+struct WasiNnVad {
+    ctx: GraphExecutionContext,
+    _graph: Graph,
+}
+
+impl VadNet for WasiNnVad {
+    fn score(&mut self, frames: &[f32], restart: bool) -> Result<Vec<f32>, Error> {
+        let width = (crate::vad::CONTEXT_SAMPLES + crate::vad::FRAME_SAMPLES) as u32;
+        let n = frames.len() as u32 / width;
+        let mut inputs = vec![("input".to_string(), Tensor::new(&[n, width], TensorType::Fp32, bytemuck::cast_slice(frames)))];
+        if restart {
+            let zeros = [0u8; 128 * 4];
+            inputs.push(("past_h".into(), Tensor::new(&[1, 1, 128], TensorType::Fp32, &zeros)));
+            inputs.push(("past_c".into(), Tensor::new(&[1, 1, 128], TensorType::Fp32, &zeros)));
+        }
+        let mut out = self.ctx.compute(inputs).map_err(nn_error("VAD"))?;
+        Ok(f32s(&take_output(&mut out, "speech_probs")?))
     }
 }

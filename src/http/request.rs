@@ -1,5 +1,5 @@
 //! A request's options, read once from the form and the query string (the form wins), and
-//! its audio prepared for the model: decode → 16 kHz → log-mel.
+//! its audio prepared for the model: decode → 16 kHz → (voice activity detection) → log-mel.
 
 use super::message::HttpRequest;
 use crate::audio;
@@ -9,8 +9,10 @@ use crate::error::Error;
 use crate::form::{self, Form};
 use crate::mel::{self, LogMel};
 use crate::model::Model;
+use crate::nn::{Engine, Inference, VadNet};
 use crate::tokenizer;
-use crate::transcribe::TranscribeOptions;
+use crate::transcribe::{self, Segment, TranscribeOptions, Transcript};
+use crate::vad::{self, SpeechMap, VadMode};
 
 /// The request's body as a form, and its options from the query string and the form's text
 /// fields (the form wins).
@@ -93,11 +95,103 @@ pub fn format_hint(file: &form::FilePart) -> Option<&str> {
     file.file_name.as_deref().and_then(|n| n.rsplit_once('.').map(|(_, ext)| ext)).or(file.content_type.as_deref())
 }
 
-/// Decode → 16 kHz → log-mel, for one file.
-pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config) -> Result<LogMel, Error> {
+/// The VAD options (`vad_filter`, `vad_parameters`, `chunking_strategy`; see `vad::params`).
+pub fn vad_mode(form: &Form, query: &[(String, String)]) -> Result<VadMode, Error> {
+    let get = |name: &str| option(form, query, name);
+    let filter = match get("vad_filter").filter(|v| !v.is_empty()) {
+        Some(v) => Some(parse_bool("vad_filter", &v)?),
+        None => None,
+    };
+    let bracketed: Vec<(String, String)> = form
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .filter_map(|(k, v)| Some((k.strip_prefix("chunking_strategy[")?.strip_suffix(']')?.to_string(), v.trim().to_string())))
+        .collect();
+    vad::params::parse(filter, &get, &bracketed)
+}
+
+/// Voice activity detection for this request: the network when it may be used, an error when
+/// it was asked for and the host has no VAD graph.
+pub struct Vad {
+    mode: VadMode,
+    net: Option<Box<dyn VadNet>>,
+}
+
+impl Vad {
+    pub fn open(mode: VadMode, engine: &mut dyn Engine) -> Result<Self, Error> {
+        let net = match &mode {
+            VadMode::Off => None,
+            VadMode::Auto(_) => engine.open_vad()?,
+            VadMode::On { param, .. } => Some(engine.open_vad()?.ok_or_else(|| {
+                Error::bad_param(
+                    param,
+                    format!(
+                        "voice activity detection is not available on this host (it has no wasi-nn graph `{}`; \
+                         our host loads it with `--model vad`, see models/README.md); leave {param} out to transcribe without it",
+                        vad::GRAPH
+                    ),
+                )
+            })?),
+        };
+        Ok(Self { mode, net })
+    }
+
+    /// The options to filter `seconds` of audio with, if it is to be filtered.
+    fn options_for(&self, seconds: f32) -> Option<&vad::VadOptions> {
+        self.net.as_ref()?;
+        match &self.mode {
+            VadMode::Off => None,
+            VadMode::Auto(o) => (seconds > vad::AUTO_MIN_SECONDS).then_some(o),
+            VadMode::On { options, .. } => Some(options),
+        }
+    }
+}
+
+/// One file's audio ready for the model.
+pub struct Prepared {
+    /// Of the speech only, when VAD filtered it.
+    pub mel: LogMel,
+    /// Back to the original times, when VAD filtered the audio.
+    pub speech: Option<SpeechMap>,
+    /// Seconds of the original audio.
+    pub duration: f32,
+}
+
+impl Prepared {
+    /// Transcribes the audio, with every time (also those `on_segment` sees) in the original's.
+    pub fn transcribe(
+        &self,
+        nn: &mut dyn Inference,
+        model: &Model,
+        opts: &TranscribeOptions,
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<Transcript, Error> {
+        let Some(map) = &self.speech else { return transcribe::transcribe(nn, model, &self.mel, opts, on_segment) };
+        let mut t = transcribe::transcribe(nn, model, &self.mel, opts, &mut |segment| {
+            let mut s = segment.clone();
+            map.restore(&mut s);
+            on_segment(&s)
+        })?;
+        vad::restore_transcript(map, &mut t);
+        Ok(t)
+    }
+}
+
+/// Decode → 16 kHz → (VAD) → log-mel, for one file.
+pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config, vad: &mut Vad) -> Result<Prepared, Error> {
     let pcm = audio::decode_to_pcm16k(&file.data, format_hint(file), config.max_audio_seconds)
         .map_err(|e| prefix_error(e.into(), &file.field))?;
-    Ok(mel::log_mel(&pcm.samples, model.config.dims.n_mels))
+    let n_mels = model.config.dims.n_mels;
+    let duration = vad::map::seconds(pcm.samples.len());
+    if let Some(options) = vad.options_for(duration).cloned() {
+        let net = vad.net.as_deref_mut().expect("options_for checked the network");
+        let (speech, map) = vad::keep_speech(net, &pcm.samples, &options)?;
+        drop(pcm);
+        return Ok(Prepared { mel: mel::log_mel(&speech, n_mels), speech: Some(map), duration });
+    }
+    Ok(Prepared { mel: mel::log_mel(&pcm.samples, n_mels), speech: None, duration })
 }
 
 fn prefix_error(e: Error, field: &str) -> Error {

@@ -157,10 +157,16 @@ pub fn load_models(loader: &dyn GraphLoader, dir: &Path, models: &[String]) -> a
     Ok(registry)
 }
 
-/// Fails unless every model in `models` has every graph in `required` (`--graphs`: the models'
-/// contract, models/README.md), so a half-built model stops start-up instead of failing requests.
+/// Fails unless every model in `models` that has one of the graphs in `required` has them all
+/// (`--graphs`: the Whisper models' contract, models/README.md), so a half-built model stops
+/// start-up instead of failing requests. A model with none of them is another kind of model
+/// (e.g. `vad`, whose only graph is `vad/silero`) and is not checked.
 pub fn require_graphs(registry: &Models, dir: &Path, models: &[String], required: &[String]) -> anyhow::Result<()> {
     for model in models {
+        let has = |graph: &String| registry.get(&format!("{model}/{graph}")).is_some();
+        if !required.iter().filter(|g| !g.is_empty()).any(has) {
+            continue;
+        }
         for graph in required.iter().filter(|g| !g.is_empty()) {
             if registry.get(&format!("{model}/{graph}")).is_none() {
                 bail!(

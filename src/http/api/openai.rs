@@ -1,6 +1,7 @@
 //! OpenAI's audio API: `POST /v1/audio/transcriptions`, `POST /v1/audio/translations`
 //! (multipart: `file`, `model`, `language`, `prompt`, `response_format`, `temperature`,
-//! `timestamp_granularities[]`, `stream`) and `GET /v1/models`.
+//! `timestamp_granularities[]`, `stream`, `chunking_strategy`, and ours such as `vad_filter`)
+//! and `GET /v1/models`.
 
 use serde_json::{json, Value};
 
@@ -41,6 +42,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     let (form, query) = request::read_form(req, config).await?;
     let get = |name: &str| request::option(&form, &query, name);
     let (model_name, mut opts) = request::common_options(&form, &query, config)?;
+    let vad_mode = request::vad_mode(&form, &query)?;
     opts.task = task;
     let format = OutputFormat::parse(&get("response_format").unwrap_or_default())?;
     let mut granularities: Vec<String> = form
@@ -78,8 +80,9 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
 
     let (model, mut nn) = engine.open(&model_name)?;
     transcribe::check_options(&model, &opts)?;
-    let mel = request::prepare_audio(file, &model, config)?;
-    let seconds = format!("{:.3}", mel.seconds());
+    let mut vad = request::Vad::open(vad_mode, engine)?;
+    let audio = request::prepare_audio(file, &model, config, &mut vad)?;
+    let seconds = format!("{:.3}", audio.duration);
 
     if stream {
         // With timestamp_granularities[] given, each segment also comes as OpenAI's
@@ -88,7 +91,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
         let segment_events = !granularities.is_empty();
         let job = Box::new(move |write: &mut dyn FnMut(&[u8])| {
             let mut emit = |v: Value| write(format!("data: {v}\n\n").as_bytes());
-            let result = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |seg| {
+            let result = audio.transcribe(nn.as_mut(), &model, &opts, &mut |seg| {
                 emit(json!({"type": "transcript.text.delta", "delta": seg.text, "logprobs": null}));
                 if segment_events {
                     let mut event = output::segment_json(seg);
@@ -116,7 +119,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
         return Ok(reply.with_header("x-audio-duration", seconds));
     }
 
-    let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
+    let transcript = audio.transcribe(nn.as_mut(), &model, &opts, &mut |_| {})?;
     let (body, content_type) = output::render(&transcript, format, task, g);
     Ok(Reply::full(200, content_type, body).with_header("x-audio-duration", seconds))
 }

@@ -15,18 +15,20 @@ use crate::transcribe::{self, Transcript};
 pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
     let (form, query) = request::read_form(req, config).await?;
     let (model_name, opts) = request::common_options(&form, &query, config)?;
+    let vad_mode = request::vad_mode(&form, &query)?;
     let timestamps = match request::option(&form, &query, "timestamps") {
         Some(v) => request::parse_bool("timestamps", &v)?,
         None => false,
     };
     let (model, mut nn) = engine.open(&model_name)?;
     transcribe::check_options(&model, &opts)?;
+    let mut vad = request::Vad::open(vad_mode, engine)?;
     let mut results = Vec::with_capacity(form.files.len());
     let mut seconds = 0.0;
     for file in &form.files {
-        let mel = request::prepare_audio(file, &model, config)?;
-        seconds += mel.seconds();
-        let transcript = transcribe::transcribe(nn.as_mut(), &model, &mel, &opts, &mut |_| {})?;
+        let audio = request::prepare_audio(file, &model, config, &mut vad)?;
+        seconds += audio.duration;
+        let transcript = audio.transcribe(nn.as_mut(), &model, &opts, &mut |_| {})?;
         results.push(result_json(&file.field, &transcript, timestamps));
     }
     Ok(Reply::json(200, &json!({ "results": results })).with_header("x-audio-duration", format!("{seconds:.3}")))
