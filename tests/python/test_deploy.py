@@ -531,6 +531,20 @@ def test_dockerfile_entrypoint_and_healthcheck(local, tmp_path):
             proc.wait()
 
 
+def test_runtime_stage_needs_no_packages(local):
+    """The runtime stage installs nothing: the host and ONNX Runtime's library link only against
+    libraries debian:bookworm-slim has (glibc, libgcc_s, and libstdc++6, which apt needs)."""
+    slim = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libgcc_s.so.1", "libstdc++.so.6", "libdl.so.2",
+            "librt.so.1", "libpthread.so.0", "ld-linux-x86-64.so.2"}
+    for binary in (local["/usr/local/bin/whisper-host"], local["/opt/whisper/lib/libonnxruntime.so"]):
+        r = run(["ldd", binary])
+        assert r.returncode == 0, r.stderr
+        libs = {Path(line.split()[0]).name for line in r.stdout.splitlines() if line.strip()}
+        assert libs <= slim, f"{binary} needs {libs - slim}, not in the slim image"
+    runtime = DOCKERFILE.read_text().split("AS runtime", 1)[1].split("AS baked", 1)[0]
+    assert "apt-get" not in runtime
+
+
 def test_dockerfile_cmd_flags(host_help):
     ins = dict((i, a) for i, a in dockerfile_instructions() if i in ("ENTRYPOINT", "CMD"))
     entry = json.loads(ins["ENTRYPOINT"])[2]
