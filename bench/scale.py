@@ -21,9 +21,11 @@ client threads (default 4) each looping POST /v1/audio/transcriptions of real sp
             work); the wall-clock speed-up ≥ --min-speedup, judged only when the machine was
             idle before the run (1-minute load < --idle-load), since on a shared machine the
             second core may belong to someone else;
-3. sigterm— both, load running; replica A gets SIGTERM a third of the way in. Checks: every
-            request of the phase answers 200 with the right text (none lost), A exits 0 once
-            its admitted requests are done, haproxy marks A DOWN (its /ready turns 503
+3. sigterm— both, load running; replica A gets SIGTERM a third of the way in, 1 s after a
+            request of --long-seconds (30) of long3m.wav was sent to it directly (so a long
+            request is running there; replicas run with --shutdown-grace 120). Checks: every
+            request of the phase answers 200 with the right text (none lost), the long one too,
+            A exits 0 once its admitted requests are done, haproxy marks A DOWN (its /ready turns 503
             `draining`) within fall × inter + one interval of the signal;
 4. kill   — A started again; load running; A gets SIGKILL a third of the way in. Checks: the
             requests that fail are only those A had in flight (≤ haproxy's `maxconn` for A,
@@ -92,7 +94,8 @@ class Replica:
         log = open(self.workdir / f"{self.name}.log", "ab")
         cmd = [self.args.host_bin, "--listen", f"127.0.0.1:{self.port}", "--component", self.args.component,
                "--models", self.args.models, "--model", self.args.model, "--env", f"WHISPER_MODEL={self.args.model}",
-               "--threads", "1", "--max-concurrent", "1", "--max-queue", "8", "--log-format", "json", *self.args.host_arg]
+               "--threads", "1", "--max-concurrent", "1", "--max-queue", "8", "--shutdown-grace", "120",
+               "--log-format", "json", *self.args.host_arg]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -290,6 +293,18 @@ class Load:
         }
 
 
+def cut_wav(src: Path, dst: Path, seconds: float) -> float:
+    """The first `seconds` of a WAV file (16-bit PCM) into dst; returns its duration."""
+    import wave
+    with wave.open(str(src)) as w:
+        params = w.getparams()
+        frames = w.readframes(int(seconds * w.getframerate()))
+    with wave.open(str(dst), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames)
+    return wav_seconds(dst)
+
+
 def wav_seconds(path: Path) -> float:
     import wave
     with wave.open(str(path)) as w:
@@ -311,6 +326,9 @@ def main() -> int:
     ap.add_argument("--idle-load", type=float, default=0.7,
                     help="the speed-up is checked only if the 1-minute load before the run was below this")
     ap.add_argument("--audio", default=str(ROOT / "tests" / "fixtures" / "gen" / "jfk.wav"))
+    ap.add_argument("--long-audio", default=str(ROOT / "tests" / "fixtures" / "gen" / "e2e" / "long3m.wav"),
+                    help="its first --long-seconds go straight to replica a just before its SIGTERM")
+    ap.add_argument("--long-seconds", type=float, default=30)
     ap.add_argument("--host-arg", action="append", default=[], help="another host flag (repeatable)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results-scale.json"))
     args = ap.parse_args()
@@ -322,6 +340,8 @@ def main() -> int:
     audio_s = wav_seconds(audio)
     data = audio.read_bytes()
     workdir = Path(tempfile.mkdtemp(prefix="whisper-scale-"))
+    long_s = cut_wav(Path(args.long_audio), workdir / "long.wav", args.long_seconds)
+    long_data = (workdir / "long.wav").read_bytes()
     failures = []
 
     def check(ok: bool, what: str):
@@ -402,10 +422,14 @@ def main() -> int:
             report["speedup_check"] = "skipped (machine busy)"
         check(two["by_server"].get("a", 0) > 0 and two["by_server"].get("b", 0) > 0, f"both replicas served: {two['by_server']}")
 
-        # 3. SIGTERM one replica mid-load
-        print("sigterm: replica a gets SIGTERM a third of the way in")
+        # 3. SIGTERM one replica mid-load, with a long request of its own running
+        print(f"sigterm: replica a gets SIGTERM a third of the way in, {long_s:.0f} s of audio sent to it directly 1 s before")
         load = phase("sigterm")
-        time.sleep(args.seconds / 3)
+        time.sleep(max(0.0, args.seconds / 3 - 1))
+        long_load = Load(f"http://127.0.0.1:{a.port}/v1/audio/transcriptions", 1, long_data, long_s)
+        long_thread = threading.Thread(target=long_load.one)
+        long_thread.start()
+        time.sleep(1)
         t_sig = time.time()
         a.proc.send_signal(signal.SIGTERM)
         proxy.wait("a", "DOWN", limit=60)
@@ -419,6 +443,10 @@ def main() -> int:
         if remaining > 0:
             time.sleep(remaining)
         s = load.stop().summary()
+        long_thread.join(timeout=330)
+        (lr,) = long_load.results or [(0, 0, 0, "", False, "no answer")]
+        s["long_request"] = {"audio_s": long_s, "status": lr[2], "ok": lr[4], "seconds": round(lr[1] - lr[0], 2),
+                             "ended_after_sigterm_s": round(lr[1] - t_sig, 2), "error": lr[5]}
         bad = [r for r in load.results if not r[4]]
         a_after = sum(1 for r in load.results if r[3] == "a" and r[4] and r[1] > t_sig)
         s.update({"a_exit_code": rc, "a_exit_after_s": round(exit_after, 2), "a_down_after_s": round(down_after, 2),
@@ -427,7 +455,9 @@ def main() -> int:
         report["phases"]["sigterm"] = s
         print(f"  {s['requests']} requests, {s['ok']} ok; a: DOWN in haproxy {down_after:.2f} s after SIGTERM, "
               f"exited {rc} after {exit_after:.2f} s, answered {a_after} requests after the signal; by server {s['by_server']}")
+        print(f"  the {long_s:.0f} s request in flight at a: {lr[2]}, done {lr[1] - t_sig:.2f} s after the signal")
         check(not bad, f"SIGTERM: no request lost ({len(bad)} failed: {s['errors'][:3]})")
+        check(lr[4], f"SIGTERM: the {long_s:.0f} s request running at a got its 200 and transcript ({lr[2]} {lr[5][:80]})")
         check(rc == 0, f"SIGTERM: replica a exited 0 (got {rc})")
         check(down_after <= detect_bound, f"SIGTERM: haproxy stopped routing to a within {detect_bound:.2f} s ({down_after:.2f} s)")
 
