@@ -144,12 +144,17 @@ def quantity_mib(q):
     return int(m.group(1)) * units[m.group(2)]
 
 
+# Peak RSS (VmHWM, MiB) of a host serving one model, as measured: bench/README.md `memory_alone`
+# (2026-11-25: a 184 s beam-5 request with two jfk arriving) and `make scale-test` (2026-12-02,
+# jfk, one request at a time: base 631–662, base-int8 334–342). deploy/README.md cites both.
+MEASURED_PEAK_MIB = {"base-int8": 412, "base": 690}
+
+
 def measured_peak_mib():
-    """The measured peak RSS per model (bench/README.md `memory_alone`)."""
+    """The larger of MEASURED_PEAK_MIB and what bench/README.md reports now, if it says."""
     text = (ROOT / "bench" / "README.md").read_text()
-    peaks = dict(re.findall(r"(base(?:-int8)?) alone \d+ MiB\s+at rest, peak (\d+) MiB", text))
-    assert {"base", "base-int8"} <= set(peaks), f"bench/README.md: peaks not found ({peaks})"
-    return {k: int(v) for k, v in peaks.items()}
+    found = dict(re.findall(r"(base(?:-int8)?) alone \d+ MiB\s+at rest, peak (\d+) MiB", text))
+    return {k: max(v, int(found.get(k, 0))) for k, v in MEASURED_PEAK_MIB.items()}
 
 
 def expand(value, env):
