@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -471,6 +472,9 @@ def main():
     if args.report:
         print_table(json.loads(Path(args.report).read_text()))
         return
+    # A TERM (or an INT, which a background job ignores) ends the run through the `finally`
+    # blocks, which stop the host and the peer workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if not args.ort_lib:
         libs = sorted((ROOT / ".venv/lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.*"))
