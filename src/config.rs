@@ -7,8 +7,10 @@ use crate::form::FormLimits;
 pub struct Config {
     /// `WHISPER_MODEL`: model used when a request names none (and for `whisper-1`).
     pub default_model: String,
-    /// `WHISPER_API_KEY`: when set, requests must send `Authorization: Bearer <key>`.
-    pub api_key: Option<String>,
+    /// `WHISPER_API_KEY`: one key or several (comma-separated); when set, requests must present
+    /// one (`Authorization: Bearer`, `X-API-Key` or `?api_key=`, see the `api-keys` crate). An
+    /// invalid list refuses every request that needs a key (500, naming the entry).
+    pub api_keys: Result<api_keys::Keys, api_keys::KeyError>,
     /// `WHISPER_MAX_AUDIO_SECONDS`: longer audio is refused with 413 while decoding.
     pub max_audio_seconds: f32,
     /// `WHISPER_MAX_FILES`: files per request.
@@ -22,7 +24,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             default_model: "base".into(),
-            api_key: None,
+            api_keys: Ok(api_keys::Keys::none()),
             max_audio_seconds: 3.0 * 3600.0,
             form_limits: FormLimits::default(),
             models: None,
@@ -41,7 +43,7 @@ impl Config {
         if let Some(m) = nonempty("WHISPER_MODEL") {
             c.default_model = m;
         }
-        c.api_key = nonempty("WHISPER_API_KEY");
+        c.api_keys = nonempty("WHISPER_API_KEY").map_or(Ok(api_keys::Keys::none()), |v| api_keys::Keys::parse(&v));
         if let Some(s) = nonempty("WHISPER_MAX_AUDIO_SECONDS").and_then(|v| v.parse().ok()) {
             c.max_audio_seconds = s;
         }
@@ -67,7 +69,15 @@ mod tests {
             _ => None,
         });
         assert_eq!(c.default_model, "tiny.en");
-        assert_eq!(c.api_key, None);
+        assert!(c.api_keys.unwrap().is_empty());
         assert_eq!(c.form_limits.max_files, 3);
+    }
+
+    #[test]
+    fn reads_several_api_keys() {
+        let c = Config::from_vars(|k| (k == "WHISPER_API_KEY").then(|| "k1, k2".into()));
+        assert_eq!(c.api_keys.unwrap().len(), 2);
+        let c = Config::from_vars(|k| (k == "WHISPER_API_KEY").then(|| "k1,bad key".into()));
+        assert_eq!(c.api_keys.unwrap_err().entry, 2);
     }
 }

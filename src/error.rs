@@ -15,7 +15,7 @@ pub enum Error {
     #[error("method {method} is not allowed here; use {allowed}")]
     MethodNotAllowed { method: String, allowed: &'static str },
     /// Missing or wrong API key (401).
-    #[error("invalid or missing API key; send `Authorization: Bearer <key>`")]
+    #[error("invalid or missing API key; send `Authorization: Bearer <key>` (or `X-API-Key: <key>`, or `?api_key=<key>`)")]
     Unauthorized,
     /// The body or a part is over a configured cap (413).
     #[error("{0}")]

@@ -42,10 +42,11 @@ pub async fn route(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -
     }
 }
 
+/// The API key rule (the `api-keys` crate, as whisper-host applies it before reading a body).
 fn check_api_key(req: &HttpRequest, config: &Config) -> Result<(), Error> {
-    let Some(key) = &config.api_key else { return Ok(()) };
-    let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
-    if given == Some(key.as_str()) {
+    let keys = config.api_keys.as_ref().map_err(|e| Error::Internal(format!("WHISPER_API_KEY is invalid: {e}")))?;
+    let query = req.path_with_query.split_once('?').map(|(_, q)| q);
+    if keys.check(api_keys::presented(|name| req.header(name), query).as_deref()).is_allowed() {
         Ok(())
     } else {
         Err(Error::Unauthorized)
