@@ -105,7 +105,7 @@ fixtures:
 # Native unit tests of the component's logic and the host's backend.
 test-unit:
 	WHISPER_COMPONENT=$(COMPONENT) $(CARGO) test --release -p whisper-component --lib --test component
-	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(CARGO) test --release -p whisper-host -p nn-context -p wasi-nn-tract
+	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(CARGO) test --release -p whisper-host -p nn-context -p wasi-nn-tract -p api-keys
 
 # End to end: the real host, the real component, real models, real speech, over loopback HTTP.
 test-e2e:

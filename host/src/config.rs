@@ -1,5 +1,6 @@
 //! Command line (clap): where to listen, what to run, which models, which backend, the limits.
 
+use crate::access::{Access, ClientLimits};
 use crate::limits::Limits;
 use crate::nn::ort::{OptLevel, Target};
 use clap::{Parser, ValueEnum};
@@ -121,6 +122,35 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub read_timeout: f64,
 
+    /// On SIGTERM or SIGINT: seconds the requests already admitted (running and queued) get to
+    /// finish while /ready answers 503 `draining` and no connection is accepted. Then, or at a
+    /// second signal, the rest are stopped (503 `shutting_down`). Set it to at least
+    /// `--timeout` to never cut a request short.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub shutdown_grace: f64,
+
+    /// A file of API keys (one per line or comma-separated; `#` comment lines), added to
+    /// `WHISPER_API_KEY`'s and re-read on SIGHUP. With any key, a request that may carry a body
+    /// needs one before it is read (401 otherwise); the component checks its GET routes.
+    #[arg(long, value_name = "PATH")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Requests per minute per client (its API key, else its address); more get 429 with
+    /// Retry-After [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// Requests at once per client (running, queued or uploading); more get 429 [default: no
+    /// limit].
+    #[arg(long, value_name = "N")]
+    pub max_client_concurrent: Option<usize>,
+
+    /// Allow browser pages from this origin (e.g. `https://app.example.com`, repeatable, or `*`)
+    /// to call the API: CORS preflights are answered by the host, without any work [default:
+    /// none, same origin only].
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+
     /// Use Wasmtime's pooling instance allocator (pre-reserved slots reused across requests).
     #[arg(long)]
     pub pooling: bool,
@@ -165,7 +195,23 @@ impl Cli {
             max_queue: self.max_queue,
             retry_after_secs: self.retry_after,
             read_timeout: Duration::from_secs_f64(self.read_timeout.max(0.001)),
+            shutdown_grace: Duration::try_from_secs_f64(self.shutdown_grace.max(0.0)).unwrap_or(Duration::MAX),
+            // Set from [`Cli::access`], which can fail (the keys file).
+            access: Default::default(),
+            cors: crate::cors::Cors::new(&self.cors_origins),
         }
+    }
+
+    /// The API keys (`WHISPER_API_KEY` as the guest would see it, and `--api-keys-file`) and
+    /// the per-client limits.
+    pub fn access(&self) -> anyhow::Result<Access> {
+        let env = self.guest_env();
+        let fixed = match env.iter().find(|(k, _)| k == "WHISPER_API_KEY") {
+            Some((_, v)) => api_keys::Keys::parse(v).map_err(|e| anyhow::anyhow!("WHISPER_API_KEY: {e}"))?,
+            None => api_keys::Keys::none(),
+        };
+        let limits = ClientLimits { per_minute: self.rate_limit.filter(|&n| n > 0), concurrent: self.max_client_concurrent.filter(|&n| n > 0) };
+        Access::new(fixed, self.api_keys_file.as_deref(), limits)
     }
 
     /// Requests that can run at once without oversubscribing the cores: `cores / threads`.

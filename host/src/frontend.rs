@@ -10,20 +10,19 @@
 //!
 //! None of these take an admission slot or instantiate the component.
 
+use crate::access::Access;
+use crate::cors::Cors;
 use crate::limits::Limits;
 use crate::metrics::{self, Metrics, Rejection};
-use crate::server::{drain, json_error, ResponseBody, Server};
+use crate::server::{json_error, ResponseBody, Server};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, ORIGIN, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
 /// Readiness and the host's own routes in front of a [`Server`] that may not exist yet.
 pub struct Frontend {
@@ -31,7 +30,11 @@ pub struct Frontend {
     server: OnceLock<Arc<Server>>,
     draining: AtomicBool,
     retry_after_secs: u64,
-    read_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+    access: Arc<Access>,
+    cors: Cors,
+    ids: RequestIds,
 }
 
 /// What `/ready` says.
@@ -53,8 +56,8 @@ impl Readiness {
 }
 
 impl Frontend {
-    /// A frontend whose server is still loading; `limits` gives `Retry-After` and the read
-    /// timeout. Give it the server with [`Frontend::set_ready`]; that server should record into
+    /// A frontend whose server is still loading; `limits` gives `Retry-After`, the read
+    /// timeout and the shutdown's grace period. Give it the server with [`Frontend::set_ready`]; that server should record into
     /// the same `metrics` ([`Server::with_metrics`]).
     pub fn loading(metrics: Arc<Metrics>, limits: &Limits) -> Arc<Self> {
         metrics.set_ready(false);
@@ -64,6 +67,10 @@ impl Frontend {
             draining: AtomicBool::new(false),
             retry_after_secs: limits.retry_after_secs,
             read_timeout: limits.read_timeout,
+            shutdown_grace: limits.shutdown_grace,
+            access: limits.access.clone(),
+            cors: limits.cors.clone(),
+            ids: RequestIds::new(),
         })
     }
 
@@ -109,27 +116,52 @@ impl Frontend {
         self.metrics.set_ready(false);
     }
 
-    /// Handles one HTTP request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+    /// Handles one HTTP request. Every response carries `X-Request-Id`: the request's own (if
+    /// it sent a usable one: 1–128 visible ASCII characters) or a new one; the guest sees it
+    /// too, and the host's log lines and 5xx bodies name it.
+    pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<ResponseBody> {
+        let request_id = request_id(req.headers().get(X_REQUEST_ID), &self.ids);
+        req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let origin = req.headers().get(ORIGIN).cloned();
+        let mut response = self.route(req).await;
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+        self.cors.decorate(origin.as_ref(), &mut response);
+        response
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let received = Instant::now();
-        if let Some(response) = self.own_route(&req) {
+        if let Some(response) = self.own_route(&req).or_else(|| self.cors.preflight(&req)) {
             self.metrics.host_reply(req.uri().path(), response.status().as_u16(), received.elapsed(), None);
             return response;
         }
-        match self.server.get() {
-            Some(server) => server.clone().handle(req).await,
-            None => {
-                let mut response = json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    "loading",
-                    "the server is starting: the component and the models are loading; retry later",
-                );
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
-                self.metrics.host_reply(req.uri().path(), 503, received.elapsed(), Some(Rejection::Loading));
-                response
+        let Some(server) = self.server.get() else {
+            let mut response = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "loading",
+                "the server is starting: the component and the models are loading; retry later",
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
+            self.metrics.host_reply(req.uri().path(), 503, received.elapsed(), Some(Rejection::Loading));
+            return response;
+        };
+        // Keys and per-client limits from the head alone: before the body, before a slot.
+        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+        let pass = match self.access.admit(&req, peer, self.retry_after_secs) {
+            Ok(pass) => pass,
+            Err(response) => {
+                let status = response.status().as_u16();
+                let why = if status == 401 { Rejection::Unauthorized } else { Rejection::RateLimited };
+                let request_id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::warn!(request_id, path = req.uri().path(), ?peer, status, "refused from the request head ({})", why.label());
+                self.metrics.host_reply(req.uri().path(), status, received.elapsed(), Some(why));
+                return response;
             }
-        }
+        };
+        let response = server.clone().handle(req).await;
+        drop(pass);
+        response
     }
 
     /// `/health`, `/ready` and `/metrics` (GET or HEAD); `None` for anything else.
@@ -155,8 +187,41 @@ impl Frontend {
     }
 }
 
-fn body(text: String) -> ResponseBody {
+pub(crate) fn body(text: String) -> ResponseBody {
     Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The request and response header naming a request.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's address, put in each request's extensions by the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// New request ids: a per-process random prefix and a counter (`3f9a1c2b5e7d0a14-42`), unique
+/// across restarts and replicas without coordination.
+struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        Self { prefix: hasher.finish(), next: AtomicU64::new(1) }
+    }
+}
+
+/// The client's `X-Request-Id` if usable (1–128 visible ASCII characters), else a new one.
+fn request_id(given: Option<&HeaderValue>, ids: &RequestIds) -> HeaderValue {
+    if let Some(given) = given.filter(|v| (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic)) {
+        return given.clone();
+    }
+    let id = format!("{:016x}-{}", ids.prefix, ids.next.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_str(&id).expect("hex digits and a dash")
 }
 
 /// `{"status": …}` with `status`, and `Retry-After` if given.
@@ -170,52 +235,6 @@ fn json_status(code: StatusCode, status: &str, retry_after: Option<u64>) -> Resp
     response
 }
 
-/// Accepts connections on `listener` and serves HTTP/1.1 through `frontend` until `shutdown`
-/// resolves; then `/ready` turns 503 `draining`, the listener is closed, and the requests already
-/// admitted get up to [`SHUTDOWN_GRACE`](crate::server::SHUTDOWN_GRACE) to finish.
-pub async fn serve_frontend(listener: TcpListener, frontend: Arc<Frontend>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // e.g. out of file descriptors: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => {
-                frontend.begin_draining();
-                drop(listener);
-                match frontend.server() {
-                    Some(server) => drain(server).await,
-                    None => tracing::info!("shutting down while loading"),
-                }
-                return Ok(());
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let frontend = frontend.clone();
-        let read_timeout = frontend.read_timeout;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let frontend = frontend.clone();
-                async move { Ok::<_, std::convert::Infallible>(frontend.handle(req).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +246,17 @@ mod tests {
         assert!(frontend.metrics().render(0, 0).lines().any(|l| l == "whisper_ready 0"));
         frontend.begin_draining();
         assert_eq!(frontend.readiness(), Readiness::Draining);
+    }
+
+    #[test]
+    fn request_ids() {
+        let ids = RequestIds::new();
+        let (a, b) = (request_id(None, &ids), request_id(None, &ids));
+        assert_ne!(a, b);
+        assert_eq!(request_id(Some(&HeaderValue::from_static("abc-123")), &ids), "abc-123");
+        let long = HeaderValue::from_str(&"x".repeat(129)).unwrap();
+        assert_ne!(request_id(Some(&long), &ids), long);
+        assert_ne!(request_id(Some(&HeaderValue::from_static("a b")), &ids), "a b");
     }
 
     #[test]

@@ -44,16 +44,21 @@
 //! The guest can only `load-by-name` (`<model>/<graph>`, e.g. `base/decoder`); `load` from bytes
 //! has no backend and fails with `invalid-encoding`.
 
+pub mod access;
 pub mod config;
+pub mod cors;
 pub mod frontend;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod nn;
 pub mod server;
 pub mod state;
 
+pub use crate::access::{Access, ClientLimits};
 pub use crate::config::Cli;
-pub use crate::frontend::{serve_frontend, Frontend, Readiness};
+pub use crate::frontend::{Frontend, Readiness};
+pub use crate::listener::{serve_frontend, Stopped};
 pub use crate::limits::Limits;
 pub use crate::metrics::Metrics;
 pub use crate::nn::ort::{find_ort_library, OptLevel, OrtBackend, OrtOptions, Target};

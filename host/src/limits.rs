@@ -1,9 +1,11 @@
 //! Per-request limits: admission (concurrency + bounded queue), the epoch ticker behind the
-//! guest deadline, and the request body cap.
+//! guest deadline and cancellation, and the request body cap.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::access::Access;
+use crate::cors::Cors;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The limits the server applies to each request.
@@ -24,6 +26,13 @@ pub struct Limits {
     /// Longest wait for the client: for the whole request head, and between two pieces of the
     /// body. A stalled head closes the connection; a stalled body gets 408.
     pub read_timeout: Duration,
+    /// After SIGTERM/SIGINT, how long the requests already admitted may take to finish before
+    /// they are stopped.
+    pub shutdown_grace: Duration,
+    /// API keys and per-client limits, decided from the request head ([`Access`]).
+    pub access: Arc<Access>,
+    /// Browser origins allowed to call the API ([`Cors`]).
+    pub cors: Cors,
 }
 
 impl Default for Limits {
@@ -36,6 +45,9 @@ impl Default for Limits {
             max_queue: 32,
             retry_after_secs: 5,
             read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            access: Arc::default(),
+            cors: Cors::default(),
         }
     }
 }
@@ -108,11 +120,6 @@ impl Drop for Ticket {
 /// Epoch period: the deadline is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(100);
 
-/// Ticks of [`EPOCH_TICK`] in `timeout` (at least one).
-pub fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-}
-
 /// Starts the thread that advances the engine's epoch every [`EPOCH_TICK`]; it stops when the
 /// engine is dropped.
 pub fn start_epoch_ticker(engine: &wasmtime::Engine) {
@@ -127,6 +134,72 @@ pub fn start_epoch_ticker(engine: &wasmtime::Engine) {
             }
         })
         .expect("cannot start the epoch thread");
+}
+
+/// Why a guest was stopped before it finished (the error its call ends with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The client closed the connection before the response (logged as status 499).
+    ClientGone,
+    /// The shutdown's grace period ran out, or a second signal came.
+    Shutdown,
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cancelled::ClientGone => "cancelled: the client closed the connection",
+            Cancelled::Shutdown => "cancelled: the server is shutting down",
+        })
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+impl Cancelled {
+    /// The `reason` label of `whisper_cancelled_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cancelled::ClientGone => "client_gone",
+            Cancelled::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A flag that stops a running guest at its next epoch tick (see [`watch_deadline`]).
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Checks the store at every epoch tick ([`EPOCH_TICK`]): the guest traps with
+/// [`Trap::Interrupt`](wasmtime::Trap::Interrupt) once `timeout` has passed, and ends with
+/// [`Cancelled`] as soon as `client` (its client went away) or `shutdown` (the server stops) is
+/// set. A wasi-nn compute is not interrupted: the check happens when the guest next runs, so a
+/// cancelled request stops within one compute and one tick.
+pub fn watch_deadline<T>(store: &mut wasmtime::Store<T>, timeout: Duration, client: CancelFlag, shutdown: CancelFlag) {
+    let deadline = Instant::now() + timeout;
+    store.epoch_deadline_callback(move |_| {
+        if client.is_cancelled() {
+            return Err(wasmtime::Error::new(Cancelled::ClientGone));
+        }
+        if shutdown.is_cancelled() {
+            return Err(wasmtime::Error::new(Cancelled::Shutdown));
+        }
+        if Instant::now() >= deadline {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+    store.set_epoch_deadline(1);
 }
 
 #[cfg(test)]

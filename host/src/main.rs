@@ -37,7 +37,9 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let limits = cli.limits();
+    let mut limits = cli.limits();
+    let access = Arc::new(cli.access()?);
+    limits.access = access.clone();
     // Fail fast on what is cheap to check, before the (slow) model loading: the component file
     // and the port.
     check_component_file(&cli.component)?;
@@ -59,7 +61,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener).context("listening socket")?;
         tracing::info!(address = %listener.local_addr()?, "listening; loading the component and the models");
-        let mut serving = tokio::spawn(serve_frontend(listener, frontend.clone(), shutdown_signal()));
+        reload_keys_on_sighup(access, cli.api_keys_file.is_some());
+        let signals = signals();
+        let first = wait_for_signal(signals.clone(), 1);
+        let second = wait_for_signal(signals, 2);
+        let mut serving = tokio::spawn(serve_frontend(listener, frontend.clone(), first, second));
         let loading = {
             let cli = cli.clone();
             tokio::task::spawn_blocking(move || load(&cli, limits, metrics))
@@ -87,7 +93,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     });
     // A guest abandoned after the grace period is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
+    let stopped = result?;
+    if stopped.abandoned > 0 {
+        // Exit 1: not every admitted request was answered in full.
+        anyhow::bail!("stopped with {} request(s) unfinished", stopped.abandoned);
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Compiles the component while the backend loads the models, and makes the server.
@@ -123,24 +135,66 @@ fn load(cli: &Cli, limits: Limits, metrics: Arc<Metrics>) -> anyhow::Result<Arc<
         timeout_s = limits.timeout.as_secs_f64(),
         max_concurrent = limits.max_concurrent,
         max_queue = limits.max_queue,
+        api_keys = limits.access.keys().len(),
         "guest environment and limits"
     );
     Ok(Server::with_metrics(pre, Arc::new(models), env, limits, metrics))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Re-reads the API keys file at each SIGHUP (without a file, SIGHUP is ignored).
+fn reload_keys_on_sighup(access: Arc<whisper_host::Access>, has_file: bool) {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            if !has_file {
+                tracing::info!("SIGHUP: no --api-keys-file to re-read");
+                continue;
+            }
+            match access.reload() {
+                Ok(keys) => tracing::info!(keys, "SIGHUP: re-read the API keys file"),
+                Err(e) => tracing::error!("SIGHUP: {e:#}; keeping the keys as they were"),
+            }
         }
-    }
+    });
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    let _ = (access, has_file);
+}
+
+/// Counts SIGINT and SIGTERM: the first starts the graceful shutdown, the second ends it.
+fn signals() -> tokio::sync::watch::Receiver<u32> {
+    let (count, receiver) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let term = async {
+                match term.as_mut() {
+                    Some(term) => term.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            let n = *count.borrow() + 1;
+            if n == 2 {
+                tracing::warn!("a second signal: stopping the requests still running");
+            }
+            if count.send(n).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+async fn wait_for_signal(mut count: tokio::sync::watch::Receiver<u32>, n: u32) {
+    if count.wait_for(|c| *c >= n).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

@@ -10,6 +10,7 @@
 //! (or the host's own `/health`, `/ready`, `/metrics`), else `other`; `graph` is a graph loaded
 //! at start-up; `status`, `reason` and `kind` come from small fixed sets.
 
+use crate::limits::Cancelled;
 use crate::nn::{GraphCounters, Models};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -50,10 +51,22 @@ pub enum Rejection {
     Loading,
     /// 400: an invalid `Content-Length` or an unreadable body.
     BadRequest,
+    /// 401: no valid API key on a request that may carry a body (not read).
+    Unauthorized,
+    /// 429: over `--rate-limit` or `--max-client-concurrent`.
+    RateLimited,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [Rejection::Busy, Rejection::TooLarge, Rejection::Stalled, Rejection::Loading, Rejection::BadRequest];
+    pub const ALL: [Rejection; 7] = [
+        Rejection::Busy,
+        Rejection::TooLarge,
+        Rejection::Stalled,
+        Rejection::Loading,
+        Rejection::BadRequest,
+        Rejection::Unauthorized,
+        Rejection::RateLimited,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -62,6 +75,8 @@ impl Rejection {
             Rejection::Stalled => "stalled",
             Rejection::Loading => "loading",
             Rejection::BadRequest => "bad_request",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::RateLimited => "rate_limited",
         }
     }
 }
@@ -193,6 +208,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     rejections: Family<ReasonLabel, Counter>,
     failures: Family<KindLabel, Counter>,
+    cancelled: Family<ReasonLabel, Counter>,
     nn_seconds: Family<GraphLabel, F64Counter>,
     nn_computes: Family<GraphLabel, Counter>,
     model_load: Family<GraphLabel, F64Gauge>,
@@ -237,7 +253,7 @@ impl Metrics {
         let rejections = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "rejections",
-            "Requests the host refused without running the guest: busy (503), too_large (413), stalled (408), loading (503), bad_request (400)",
+            "Requests the host refused without running the guest: busy (503), too_large (413), stalled (408), loading (503), bad_request (400), unauthorized (401), rate_limited (429)",
             rejections.clone(),
         );
         for reason in Rejection::ALL {
@@ -251,6 +267,15 @@ impl Metrics {
         );
         for kind in FAILURE_KINDS {
             let _ = failures.get_or_create(&KindLabel { kind: kind.into() });
+        }
+        let cancelled = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "cancelled",
+            "Requests stopped before they finished: client_gone (the client closed the connection; logged as 499), shutdown (a shutdown's grace period ran out)",
+            cancelled.clone(),
+        );
+        for reason in [Cancelled::ClientGone, Cancelled::Shutdown] {
+            let _ = cancelled.get_or_create(&ReasonLabel { reason: reason.label().into() });
         }
         let nn_seconds = Family::<GraphLabel, F64Counter>::default();
         registry.register("nn_compute_seconds", "Time inside the wasi-nn backend's compute, by graph", nn_seconds.clone());
@@ -281,6 +306,7 @@ impl Metrics {
             queue_depth,
             rejections,
             failures,
+            cancelled,
             nn_seconds,
             nn_computes,
             model_load,
@@ -319,6 +345,11 @@ impl Metrics {
         if let Some(rejection) = rejection {
             self.rejections.get_or_create(&ReasonLabel { reason: rejection.label().into() }).inc();
         }
+    }
+
+    /// A request stopped before it finished.
+    pub fn cancelled(&self, why: Cancelled) {
+        self.cancelled.get_or_create(&ReasonLabel { reason: why.label().into() }).inc();
     }
 
     /// A request that ran the guest.

@@ -2,7 +2,7 @@
 //! request, run on a blocking-pool thread so wasi-nn's synchronous calls never stall the async
 //! workers that accept and stream other requests.
 
-use crate::limits::{self, Admission, Limits, Slot};
+use crate::limits::{self, Admission, CancelFlag, Cancelled, Limits, Slot};
 use crate::metrics::{parse_audio_duration, GuestRequest, Metrics, Rejection};
 use crate::nn::Models;
 use crate::state::{add_to_linker, GuestConfig, RequestState};
@@ -149,6 +149,8 @@ pub struct Server {
     admission: Admission,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Set when a shutdown gives up waiting: every running guest stops at its next tick.
+    stopping: CancelFlag,
 }
 
 impl Server {
@@ -175,6 +177,7 @@ impl Server {
             limits,
             next_id: AtomicU64::new(1),
             metrics,
+            stopping: CancelFlag::default(),
         })
     }
 
@@ -200,11 +203,23 @@ impl Server {
         self.admission.admitted()
     }
 
+    /// Stops every request: running guests end at their next epoch tick and answer 503
+    /// `shutting_down`, queued ones get that answer without running. For the end of a shutdown
+    /// whose grace period ran out.
+    pub fn stop_all(&self) {
+        self.stopping.cancel();
+    }
+
     /// Handles one HTTP request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let received = Instant::now();
         let path = req.uri().path().to_owned();
+        // Set by the Frontend (the client's own, or a new one); else this server's counter.
+        let request_id: Arc<str> = match req.headers().get("x-request-id").and_then(|v| v.to_str().ok()) {
+            Some(given) => given.into(),
+            None => id.to_string().into(),
+        };
         let reject = |response: Response<ResponseBody>, why: Rejection| {
             self.metrics.host_reply(&path, response.status().as_u16(), received.elapsed(), Some(why));
             response
@@ -217,65 +232,97 @@ impl Server {
             }
         };
         if length.is_some_and(|n| n > self.limits.max_body_bytes) {
-            tracing::warn!(id, length, limit = self.limits.max_body_bytes, "request body too large");
+            tracing::warn!(%request_id, length, limit = self.limits.max_body_bytes, "request body too large");
             return reject(self.too_large(), Rejection::TooLarge);
         }
         let Some(ticket) = self.admission.try_admit() else {
-            tracing::warn!(id, path, "busy: all slots and the queue are full");
+            tracing::warn!(%request_id, path, "busy: all slots and the queue are full");
             return reject(self.busy(), Rejection::Busy);
+        };
+        // Dropped with this future: when the client goes away, hyper drops it, and the guard
+        // stops the guest (or logs the request that never ran).
+        let mut client = ClientGuard {
+            server: &self,
+            request_id: &request_id,
+            path: &path,
+            received,
+            flag: CancelFlag::default(),
+            phase: Phase::Waiting,
         };
         // The body is read before the request takes a slot, so slow or stalled uploads wait in
         // the queue rather than hold a slot that running requests need.
-        let req = match self.read_body(id, req, length).await {
+        let req = match self.read_body(&request_id, req, length).await {
             Ok(req) => req,
-            Err((response, why)) => return reject(response, why),
+            Err((response, why)) => {
+                client.phase = Phase::Answered;
+                return reject(response, why);
+            }
         };
         let waiting = Instant::now();
         let slot = ticket.wait().await;
         let queued = waiting.elapsed();
+        if self.stopping.is_cancelled() {
+            client.phase = Phase::Answered;
+            self.metrics.host_reply(&path, 503, received.elapsed(), None);
+            self.metrics.cancelled(Cancelled::Shutdown);
+            tracing::warn!(%request_id, path, "shutting down: a queued request was not run");
+            return Failure::Cancelled(Cancelled::Shutdown).response(&self.limits, &request_id);
+        }
 
         let (send, receive) = tokio::sync::oneshot::channel();
         let this = self.clone();
         let runtime = tokio::runtime::Handle::current();
-        let task = tokio::task::spawn_blocking(move || {
-            runtime.block_on(this.run_guest(id, req, send, received, queued, slot))
-        });
-        match receive.await {
+        let job = Job { request_id: request_id.clone(), received, queued, slot, client: client.flag.clone() };
+        client.phase = Phase::Running;
+        let task = tokio::task::spawn_blocking(move || runtime.block_on(this.run_guest(req, send, job)));
+        let response = match receive.await {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
-                tracing::error!(id, ?code, "the guest answered with an error");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "guest_error", "the request handler failed")
+                tracing::error!(%request_id, ?code, "the guest answered with an error");
+                server_error(StatusCode::INTERNAL_SERVER_ERROR, "guest_error", "the request handler failed", &request_id)
             }
             // The guest never set a response: it trapped, timed out, or could not start.
             Err(_) => match task.await {
-                Ok(failure) => failure.response(&self.limits),
+                Ok(failure) => failure.response(&self.limits, &request_id),
                 Err(join) => {
-                    tracing::error!(id, error = %join, "the guest task failed");
+                    tracing::error!(%request_id, error = %join, "the guest task failed");
                     self.metrics.host_reply(&path, 500, received.elapsed(), None);
-                    json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", "internal error")
+                    server_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error", &request_id)
                 }
             },
+        };
+        client.phase = Phase::Answered;
+        response
+    }
+
+    /// The guest's configuration now: the current API keys (which SIGHUP may have changed) are
+    /// its `WHISPER_API_KEY`, so it applies the same keys to the routes the host lets through.
+    fn guest_config(&self) -> std::borrow::Cow<'_, GuestConfig> {
+        let keys = self.limits.access.keys();
+        if keys.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.guest);
         }
+        let mut guest = self.guest.clone();
+        guest.env.retain(|(k, _)| k != "WHISPER_API_KEY");
+        guest.env.push(("WHISPER_API_KEY".into(), keys.to_list().into()));
+        std::borrow::Cow::Owned(guest)
     }
 
     /// Runs the guest for one request; returns why it failed if it did.
     async fn run_guest(
         self: Arc<Self>,
-        id: u64,
         req: Request<GuestBody>,
         send: tokio::sync::oneshot::Sender<Result<Response<ResponseBody>, ErrorCode>>,
-        received: Instant,
-        queued: Duration,
-        slot: Slot,
+        job: Job,
     ) -> Failure {
+        let Job { request_id, received, queued, slot, client } = job;
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let state = RequestState::new(&self.guest, &self.models);
+        let state = RequestState::new(&self.guest_config(), &self.models);
         let stats = state.stats.clone();
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(limits::deadline_ticks(self.limits.timeout));
-        store.epoch_deadline_trap();
+        limits::watch_deadline(&mut store, self.limits.timeout, client, self.stopping.clone());
 
         let status = Arc::new(AtomicU16::new(0));
         let instantiate = Arc::new(AtomicU64::new(0));
@@ -331,7 +378,7 @@ impl Server {
         };
         let instantiate_ms = instantiate.load(Ordering::Relaxed) as f64 / 1e6;
         tracing::info!(
-            id,
+            %request_id,
             %method,
             path,
             status,
@@ -346,8 +393,13 @@ impl Server {
             nn = %stats.summary(),
             "request"
         );
-        if let Err(e) = &result {
-            tracing::error!(id, code = failure.code(), error = %format!("{e:#}"), "the guest failed");
+        match (&result, failure) {
+            (_, Failure::Cancelled(why)) => {
+                self.metrics.cancelled(why);
+                tracing::warn!(%request_id, code = failure.code(), "{why}; its guest was stopped");
+            }
+            (Err(e), _) => tracing::error!(%request_id, code = failure.code(), error = %format!("{e:#}"), "the guest failed"),
+            (Ok(()), _) => {}
         }
         let labels = std::mem::take(&mut *labels.lock().unwrap_or_else(|e| e.into_inner()));
         let route = match &labels.route {
@@ -373,7 +425,7 @@ impl Server {
     /// client cannot hold a slot.
     async fn read_body(
         &self,
-        id: u64,
+        request_id: &str,
         req: Request<Incoming>,
         length: Option<u64>,
     ) -> Result<Request<GuestBody>, (Response<ResponseBody>, Rejection)> {
@@ -384,7 +436,7 @@ impl Server {
         loop {
             match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
                 Err(_) => {
-                    tracing::warn!(id, received = data.len(), length, "the request body stalled");
+                    tracing::warn!(request_id, received = data.len(), length, "the request body stalled");
                     return Err((self.stalled(), Rejection::Stalled));
                 }
                 Ok(None) => break,
@@ -395,7 +447,7 @@ impl Server {
                 }
                 Ok(Some(Err(e))) if e.is::<LengthLimitError>() => return Err((self.too_large(), Rejection::TooLarge)),
                 Ok(Some(Err(e))) => {
-                    tracing::warn!(id, error = %e, "reading the request body failed");
+                    tracing::warn!(request_id, error = %e, "reading the request body failed");
                     let response = json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read");
                     return Err((response, Rejection::BadRequest));
                 }
@@ -493,12 +545,16 @@ pub enum Failure {
     Instantiate,
     /// Any other trap or host error.
     Trap,
+    /// Stopped on purpose: the client went away, or the shutdown's grace period ran out.
+    Cancelled(Cancelled),
 }
 
 impl Failure {
     fn classify(result: &wasmtime::Result<()>, memory_limit_hit: bool) -> Self {
         let Err(e) = result else { return Failure::None };
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if let Some(why) = e.downcast_ref::<Cancelled>() {
+            Failure::Cancelled(*why)
+        } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             Failure::Timeout
         } else if memory_limit_hit {
             Failure::MemoryLimit
@@ -516,13 +572,16 @@ impl Failure {
             Failure::MemoryLimit => "memory_limit",
             Failure::Instantiate => "instantiate_failed",
             Failure::Trap => "guest_trap",
+            Failure::Cancelled(Cancelled::ClientGone) => "client_closed_request",
+            Failure::Cancelled(Cancelled::Shutdown) => "shutting_down",
         }
     }
 
-    /// The `kind` label of `whisper_guest_failures_total`.
+    /// The `kind` label of `whisper_guest_failures_total` (cancellations are counted in
+    /// `whisper_cancelled_total` instead).
     fn kind(self) -> Option<&'static str> {
         match self {
-            Failure::None => None,
+            Failure::None | Failure::Cancelled(_) => None,
             Failure::Timeout => Some("timeout"),
             Failure::MemoryLimit => Some("memory_limit"),
             Failure::Instantiate => Some("instantiate"),
@@ -531,19 +590,56 @@ impl Failure {
     }
 
     fn status(self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        match self {
+            // nginx's "client closed request": only the log and the metrics see it.
+            Failure::Cancelled(Cancelled::ClientGone) => StatusCode::from_u16(499).expect("a valid status code"),
+            Failure::Cancelled(Cancelled::Shutdown) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
-    fn response(self, limits: &Limits) -> Response<ResponseBody> {
+    fn response(self, limits: &Limits, request_id: &str) -> Response<ResponseBody> {
+        if self == Failure::Cancelled(Cancelled::Shutdown) {
+            let mut response = server_error(
+                self.status(),
+                self.code(),
+                "the server is shutting down and could not finish this request; retry it",
+                request_id,
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(limits.retry_after_secs));
+            response.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
         let message = match self {
             Failure::None => "the request handler sent no response".to_string(),
             Failure::Timeout => format!("the request took longer than the {:.0} s limit", limits.timeout.as_secs_f64()),
             Failure::MemoryLimit => format!("the request needed more than the {} MiB memory limit", limits.max_memory_bytes >> 20),
             Failure::Instantiate => "the request handler could not start".to_string(),
             Failure::Trap => "the request handler failed".to_string(),
+            Failure::Cancelled(why) => why.to_string(),
         };
-        json_error(self.status(), "server_error", self.code(), &message)
+        server_error(self.status(), self.code(), &message, request_id)
     }
+}
+
+/// A request on its way to the guest.
+struct Job {
+    request_id: Arc<str>,
+    received: Instant,
+    queued: Duration,
+    slot: Slot,
+    /// Set when the client goes away.
+    client: CancelFlag,
+}
+
+/// A 5xx of the host: `{"error":{"message","type":"server_error","code","request_id"}}`, so a
+/// user can quote the id that the log line has too.
+fn server_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({"error": {"message": message, "type": "server_error", "code": code, "request_id": request_id}});
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `{"error":{"message":…,"type":…,"code":…}}` with `status`.
@@ -555,27 +651,51 @@ pub fn json_error(status: StatusCode, kind: &str, code: &str, message: &str) -> 
     response
 }
 
-/// How long a shutdown waits for requests already admitted.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Stops accepting (the caller dropped the listener) and waits up to [`SHUTDOWN_GRACE`] for the
-/// admitted requests to finish.
-pub(crate) async fn drain(server: &Server) {
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    let pending = server.in_flight();
-    tracing::info!(pending, "shutting down: no new connections, waiting for admitted requests");
-    while server.in_flight() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if server.in_flight() > 0 {
-        tracing::warn!(abandoned = server.in_flight(), "shutdown grace period over");
-    }
+/// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves, then drains
+/// (up to the limits' `shutdown_grace`) the requests already admitted. The host answers
+/// `/health`, `/ready` and `/metrics` itself ([`Frontend`](crate::Frontend)); to listen before
+/// the component and models are loaded, or to end a drain early, use
+/// [`serve_frontend`](crate::serve_frontend).
+pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let frontend = crate::frontend::Frontend::ready(server);
+    crate::listener::serve_frontend(listener, frontend, shutdown, std::future::pending()).await.map(|_| ())
 }
 
-/// Accepts connections on `listener` and serves HTTP/1.1 until `shutdown` resolves, then waits
-/// (up to [`SHUTDOWN_GRACE`]) for the requests already admitted. The host answers `/health`,
-/// `/ready` and `/metrics` itself ([`Frontend`](crate::Frontend)); to listen before the
-/// component and models are loaded, use [`serve_frontend`](crate::serve_frontend).
-pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    crate::frontend::serve_frontend(listener, crate::frontend::Frontend::ready(server), shutdown).await
+/// Where a request is, for [`ClientGuard`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading its body or queued.
+    Waiting,
+    /// Its guest runs (or is about to).
+    Running,
+    /// Its response was handed to hyper.
+    Answered,
+}
+
+/// Lives as long as a request's future. hyper drops that future when the client closes the
+/// connection before the response; then a running guest is told to stop (its slot frees within
+/// one compute and one epoch tick, and it is logged with status 499), and a request that never
+/// ran is logged and counted here.
+struct ClientGuard<'a> {
+    server: &'a Server,
+    request_id: &'a str,
+    path: &'a str,
+    received: Instant,
+    flag: CancelFlag,
+    phase: Phase,
+}
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::Answered => {}
+            Phase::Running => self.flag.cancel(),
+            Phase::Waiting => {
+                let (request_id, path) = (self.request_id, self.path);
+                tracing::info!(request_id, path, status = 499, "the client closed the connection before its request ran");
+                self.server.metrics.host_reply(path, 499, self.received.elapsed(), None);
+                self.server.metrics.cancelled(Cancelled::ClientGone);
+            }
+        }
+    }
 }

@@ -1,5 +1,5 @@
 """The host's operator endpoints: /metrics (parsed with prometheus_client's own parser after
-known traffic), /health and /ready (loading, ready, draining), and JSON logs on stderr.
+known traffic), /health and /ready (loading, ready; a shutdown closes the listener), and JSON logs on stderr.
 
 One host of our own (not the shared session host): `--max-concurrent 1 --max-queue 0` so a
 second request while one runs is a 503, a small `--max-body` for a 413 and a short
@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -233,13 +234,15 @@ def test_metrics_after_known_traffic(served):
 
 
 def test_draining_then_json_logs(served):
-    """SIGTERM with a request running: /ready says draining on an open connection, the running
-    request still finishes, the host exits 0; every stderr line is JSON without ANSI escapes."""
+    """SIGTERM with a request running: the listener closes (new connections are refused), an
+    idle keep-alive connection is closed, `whisper_ready` was 1 before; the running request
+    still finishes, the host exits 0; every stderr line is JSON without ANSI escapes."""
     base = served.base
     probe = http.client.HTTPConnection(served.addr, timeout=30)
     probe.request("GET", "/health")
     assert probe.getresponse().read() == b'{"status":"ok"}'
     wait_idle(base)
+    assert value(scrape(base), "whisper_ready") == 1
     result = {}
     running = threading.Thread(target=lambda: result.setdefault("r", transcribe(base, FIXTURES / "gen/jfk.wav")))
     running.start()
@@ -248,11 +251,14 @@ def test_draining_then_json_logs(served):
         assert time.time() < deadline and running.is_alive(), "never saw the transcription in flight"
         time.sleep(0.02)
     served.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    probe.request("GET", "/ready")
-    r = probe.getresponse()
-    assert (r.status, json.loads(r.read())) == (503, {"status": "draining"})
-    assert r.getheader("Retry-After")
+    time.sleep(0.3)
+    # The idle keep-alive connection was closed by the host; a new one is refused.
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        probe.request("GET", "/ready")
+        probe.getresponse()
+    with pytest.raises(ConnectionRefusedError):
+        host, port = served.addr.split(":")
+        socket.create_connection((host, int(port)), timeout=2)
     running.join()
     assert result["r"][0] == 200
     assert served.proc.wait(timeout=60) == 0
