@@ -46,7 +46,7 @@ SERVE_ARGS ?=
 serve: setup build
 	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
 	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) \
-	  --models $(MODELS_DIR) --model $(MODEL) --env WHISPER_MODEL=$(MODEL) --compile-cache $(SERVE_ARGS)
+	  --models $(MODELS_DIR) --model $(MODEL) $(if $(VAD_MODEL),--model $(VAD_MODEL)) --env WHISPER_MODEL=$(MODEL) --compile-cache $(SERVE_ARGS)
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
@@ -68,8 +68,11 @@ setup-tools:
 	@bash scripts/setup-tools.sh
 
 MODELS ?= $(MODEL)
+# The voice activity detector (Silero VAD from the silero-vad wheel, models/vad.py), built and
+# served beside the Whisper models; VAD_MODEL= (empty) leaves it out.
+VAD_MODEL ?= vad
 models: setup-python
-	@$(PY) -m models.convert $(MODELS) --out $(MODELS_DIR)
+	@$(PY) -m models.convert $(MODELS) $(VAD_MODEL) --out $(MODELS_DIR)
 
 build: build-component build-host
 

@@ -5,9 +5,23 @@
 //! midpoint (so both ends move together), and a segment with words then spans its first to its
 //! last word; without words, a segment end that falls exactly on a region's end stays in that
 //! region instead of jumping over the next silence. Mapped times are rounded to 0.01 s.
+//!
+//! Differences from faster-whisper, for times that would otherwise fall in removed silence:
+//! - a segment without words that crosses from one region into the next, with no more than
+//!   [`EDGE_SLACK_S`] + the padding of it in the first region, starts where the next region
+//!   starts (and, the other way round, one that reaches that little into the next region ends
+//!   where its own region ends). The padding is what VAD judged not to be speech, and Whisper's
+//!   segment boundaries are coarse: faster-whisper puts such a segment's start in the padding
+//!   after the previous speech, e.g. at 11.0 s when the words begin after 40 s of silence at
+//!   51 s (tests/e2e/vad.rs);
+//! - words (and so segments with words) are kept inside the region their midpoint is in.
 
 use super::{Region, SAMPLE_RATE};
 use crate::transcribe::Segment;
+
+/// How far past a region's padding a crossing segment's boundary may lie and still be moved
+/// (Whisper's timestamps come in 0.02 s steps and VAD's in 0.032 s ones; a little more margin).
+pub const EDGE_SLACK_S: f64 = 0.3;
 
 /// Where each region of speech lies in the glued audio and how much silence preceded it.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,12 +30,16 @@ pub struct SpeechMap {
     glued_end: Vec<usize>,
     /// Per region: samples of the original removed before it.
     removed_before: Vec<usize>,
+    /// Per region: its start in the original, in samples.
+    original_start: Vec<usize>,
     /// Samples of the original audio.
     n_samples: usize,
+    /// Seconds of padding VAD put around each region (`speech_pad_ms`).
+    pad_s: f64,
 }
 
 impl SpeechMap {
-    pub fn new(regions: &[Region], n_samples: usize) -> Self {
+    pub fn new(regions: &[Region], n_samples: usize, pad_s: f64) -> Self {
         let (mut glued_end, mut removed_before) = (Vec::new(), Vec::new());
         let (mut previous_end, mut removed) = (0usize, 0usize);
         for r in regions {
@@ -30,7 +48,8 @@ impl SpeechMap {
             glued_end.push(r.end - removed);
             removed_before.push(removed);
         }
-        Self { glued_end, removed_before, n_samples }
+        let original_start = regions.iter().map(|r| r.start).collect();
+        Self { glued_end, removed_before, original_start, n_samples, pad_s }
     }
 
     /// The samples of `regions`, one after the other.
@@ -68,10 +87,17 @@ impl SpeechMap {
         i.min(self.glued_end.len().saturating_sub(1))
     }
 
-    /// The original time of glued time `t` in region `region`, rounded to 0.01 s.
+    /// The original time of glued time `t` in region `region`.
     fn original(&self, t: f64, region: usize) -> f64 {
-        let removed = self.removed_before.get(region).copied().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
-        ((removed + t) * 100.0).round() / 100.0
+        self.removed_before.get(region).copied().unwrap_or(0) as f64 / SAMPLE_RATE as f64 + t
+    }
+
+    /// Region `i`'s span in the original, in seconds.
+    fn original_span(&self, i: usize) -> (f64, f64) {
+        let rate = SAMPLE_RATE as f64;
+        let start = self.original_start[i] as f64 / rate;
+        let glued_start = if i == 0 { 0 } else { self.glued_end[i - 1] };
+        (start, start + (self.glued_end[i] - glued_start) as f64 / rate)
     }
 
     /// Moves a segment (and its words) from glued time to original time.
@@ -79,20 +105,38 @@ impl SpeechMap {
         if self.glued_end.is_empty() {
             return;
         }
+        let rate = SAMPLE_RATE as f64;
         if segment.words.is_empty() {
             let (start, end) = (segment.start as f64, segment.end as f64);
-            segment.start = self.original(start, self.region_of(start, false)) as f32;
-            segment.end = self.original(end, self.region_of(end, true)) as f32;
+            let (mut first, last) = (self.region_of(start, false), self.region_of(end, true));
+            let edge = self.pad_s + EDGE_SLACK_S;
+            let mut new_start = self.original(start, first);
+            if first < last && self.glued_end[first] as f64 / rate - start <= edge {
+                first += 1;
+                new_start = self.original_span(first).0;
+            }
+            let mut new_end = self.original(end, last);
+            if first < last && end - self.glued_end[last - 1] as f64 / rate <= edge {
+                new_end = self.original_span(last - 1).1;
+            }
+            segment.start = round(new_start);
+            segment.end = round(new_end.max(new_start));
             return;
         }
         for w in &mut segment.words {
             let region = self.region_of((w.start as f64 + w.end as f64) / 2.0, false);
-            w.start = self.original(w.start as f64, region) as f32;
-            w.end = self.original(w.end as f64, region) as f32;
+            let (lo, hi) = self.original_span(region);
+            w.start = round(self.original(w.start as f64, region).clamp(lo, hi));
+            w.end = round(self.original(w.end as f64, region).clamp(lo, hi));
         }
         segment.start = segment.words[0].start;
         segment.end = segment.words[segment.words.len() - 1].end;
     }
+}
+
+/// Seconds rounded to 0.01 (faster-whisper's `time_precision`).
+fn round(t: f64) -> f32 {
+    ((t * 100.0).round() / 100.0) as f32
 }
 
 /// `n_samples` at 16 kHz in whole mel frames (10 ms), as `LogMel::seconds`.
@@ -127,7 +171,7 @@ mod tests {
     /// 10 s speech + 40 s silence + 10 s speech, kept as 0–10.4 s and 49.6–60 s (0.4 s pads).
     fn map() -> SpeechMap {
         let regions = [Region { start: 0, end: 10 * S + 6400 }, Region { start: 50 * S - 6400, end: 60 * S }];
-        SpeechMap::new(&regions, 60 * S)
+        SpeechMap::new(&regions, 60 * S, 0.4)
     }
 
     #[test]
@@ -142,21 +186,39 @@ mod tests {
         let mut s = segment(8.0, 12.0, &[]);
         m.restore(&mut s);
         assert_eq!((s.start, s.end), (8.0, 51.2));
-        // An end exactly at the first region's glued end (10.4 s) stays in the first region; a
-        // start there already belongs to the second.
-        let mut s = segment(10.4, 10.4, &[]);
+        // An end exactly at the first region's glued end (10.4 s) stays in the first region.
+        let mut s = segment(5.0, 10.4, &[]);
         m.restore(&mut s);
-        assert_eq!((s.start, s.end), (49.6, 10.4));
+        assert_eq!((s.start, s.end), (5.0, 10.4));
+    }
+
+    #[test]
+    fn a_segment_that_only_touches_a_region_through_its_padding_moves_out_of_it() {
+        let m = map();
+        // Starts 0.4 s before the cut (the first region's padding), words after it: it starts
+        // where the second region does, not in the silence at 10.0 s.
+        let mut s = segment(10.0, 15.0, &[]);
+        m.restore(&mut s);
+        assert_eq!((s.start, s.end), (49.6, 54.2));
+        // Ends 0.2 s into the second region: it ends with the first.
+        let mut s = segment(6.0, 10.6, &[]);
+        m.restore(&mut s);
+        assert_eq!((s.start, s.end), (6.0, 10.4));
+        // 1 s on each side is more than padding: the segment spans the removed silence.
+        let mut s = segment(9.4, 11.4, &[]);
+        m.restore(&mut s);
+        assert_eq!((s.start, s.end), (9.4, 50.6));
     }
 
     #[test]
     fn words_move_by_their_midpoint_and_the_segment_follows_its_words() {
         let m = map();
-        // "a" lies in region 0; "b" straddles the cut with its midpoint (10.5) in region 1.
+        // "a" lies in region 0; "b" straddles the cut with its midpoint (10.5) in region 1, so
+        // it moves there, kept inside it (49.4 would be in the removed silence).
         let mut s = segment(9.0, 11.0, &[(9.0, 9.8), (10.2, 10.8)]);
         m.restore(&mut s);
         let words: Vec<(f32, f32)> = s.words.iter().map(|w| (w.start, w.end)).collect();
-        assert_eq!(words, vec![(9.0, 9.8), (49.4, 50.0)]);
+        assert_eq!(words, vec![(9.0, 9.8), (49.6, 50.0)]);
         assert_eq!((s.start, s.end), (9.0, 50.0));
     }
 
@@ -168,7 +230,7 @@ mod tests {
         assert_eq!(glued.len(), 15);
         assert_eq!((glued[9], glued[10], glued[14]), (19.0, 50.0, 54.0));
         // Speech at 1–2 s and 5–6 s: glued 0.5 s is 1.5 s, glued 1.5 s is 5.5 s.
-        let m = SpeechMap::new(&[Region { start: S, end: 2 * S }, Region { start: 5 * S, end: 6 * S }], 8 * S);
+        let m = SpeechMap::new(&[Region { start: S, end: 2 * S }, Region { start: 5 * S, end: 6 * S }], 8 * S, 0.0);
         let mut s = segment(0.5, 1.5, &[]);
         m.restore(&mut s);
         assert_eq!((s.start, s.end), (1.5, 5.5));

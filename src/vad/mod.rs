@@ -103,7 +103,7 @@ pub fn speech_probs(net: &mut dyn VadNet, samples: &[f32]) -> Result<Vec<f32>, E
 pub fn keep_speech(net: &mut dyn VadNet, samples: &[f32], opts: &VadOptions) -> Result<(Vec<f32>, SpeechMap), Error> {
     let probs = speech_probs(net, samples)?;
     let regions = speech_regions(&probs, samples.len(), opts);
-    Ok((SpeechMap::glue(samples, &regions), SpeechMap::new(&regions, samples.len())))
+    Ok((SpeechMap::glue(samples, &regions), SpeechMap::new(&regions, samples.len(), opts.speech_pad_ms / 1000.0)))
 }
 
 /// A transcript of the glued speech, moved to the original audio's times and duration.

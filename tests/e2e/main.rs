@@ -12,6 +12,7 @@ mod formats;
 mod harness;
 mod seed;
 mod startup;
+mod vad;
 
 use harness::Suite;
 
@@ -22,5 +23,6 @@ fn main() {
     formats::register(&mut suite);
     backends::register(&mut suite);
     startup::register(&mut suite);
+    vad::register(&mut suite);
     std::process::exit(suite.run());
 }
