@@ -358,8 +358,8 @@ def local():
 
 def test_deployment_args_run_the_real_host(rendered, local, tmp_path):
     """base-cpu's command and args as the kubelet would run them (paths mapped to the local build,
-    the port to a free one): ready; the probes answer; /metrics has the HPA's gauges; SIGTERM
-    turns /ready to 503 `draining` and the host exits 0 well inside terminationGracePeriodSeconds."""
+    the port to a free one): ready; the probes answer; /metrics has the HPA's gauges; logs are
+    JSON; SIGTERM makes the idle host exit 0 at once, well inside terminationGracePeriodSeconds."""
     objs = rendered["base-cpu"]
     c = container(objs)
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
