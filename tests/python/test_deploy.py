@@ -146,7 +146,7 @@ def quantity_mib(q):
 
 # Peak RSS (VmHWM, MiB) of a host serving one model, as measured: bench/README.md `memory_alone`
 # (2026-11-25: a 184 s beam-5 request with two jfk arriving) and `make scale-test` (2026-12-02,
-# jfk, one request at a time: base 631–662, base-int8 334–342). deploy/README.md cites both.
+# jfk, one request at a time: base 631–662, base-int8 334–346). deploy/README.md cites both.
 MEASURED_PEAK_MIB = {"base-int8": 412, "base": 690}
 
 
