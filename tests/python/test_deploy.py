@@ -225,7 +225,7 @@ def test_deployment(rendered, host_help):
         assert not unknown, f"{name}: flags whisper-host --help does not list: {unknown}"
         assert c["command"] == ["/usr/local/bin/whisper-host"], c["command"]
         assert "COPY --from=build /out/bin/whisper-host /usr/local/bin/whisper-host" in dockerfile
-        assert f"/opt/whisper/whisper_component.wasm" == f["--component"]
+        assert f["--component"] == "/opt/whisper/whisper_component.wasm"
         assert f["--models"] == "/models"
 
         # threads matched to the CPU limit; one request at a time (cores / threads)
