@@ -151,6 +151,15 @@ pub struct Cli {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 and
+    /// HTTP/1.1 by ALPN. Behind a proxy or an ingress that terminates TLS, leave it off.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Use Wasmtime's pooling instance allocator (pre-reserved slots reused across requests).
     #[arg(long)]
     pub pooling: bool,

@@ -54,11 +54,12 @@ pub mod metrics;
 pub mod nn;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use crate::access::{Access, ClientLimits};
 pub use crate::config::Cli;
 pub use crate::frontend::{Frontend, Readiness};
-pub use crate::listener::{serve_frontend, Stopped};
+pub use crate::listener::{serve_frontend, serve_frontend_tls, Stopped};
 pub use crate::limits::Limits;
 pub use crate::metrics::Metrics;
 pub use crate::nn::ort::{find_ort_library, OptLevel, OrtBackend, OrtOptions, Target};

@@ -8,11 +8,16 @@
 //! answers 503 `shutting_down` if its response had not started, and the log names how many.
 
 use crate::frontend::{Frontend, Peer};
+use crate::server::ResponseBody;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -37,6 +42,28 @@ pub async fn serve_frontend(
     shutdown: impl Future<Output = ()>,
     force: impl Future<Output = ()>,
 ) -> anyhow::Result<Stopped> {
+    serve(listener, None, frontend, shutdown, force).await
+}
+
+/// As [`serve_frontend`], over TLS ([`crate::tls::server_config`]): HTTP/2 or HTTP/1.1 as the
+/// client's ALPN asks. A handshake must finish within the read timeout.
+pub async fn serve_frontend_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    frontend: Arc<Frontend>,
+    shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
+) -> anyhow::Result<Stopped> {
+    serve(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), frontend, shutdown, force).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    frontend: Arc<Frontend>,
+    shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
+) -> anyhow::Result<Stopped> {
     tokio::pin!(shutdown);
     let (closing, _) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -56,7 +83,11 @@ pub async fn serve_frontend(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(connection(frontend.clone(), stream, peer, closing.subscribe()));
+        let (frontend, closing) = (frontend.clone(), closing.subscribe());
+        match &tls {
+            None => connections.spawn(http1(frontend, stream, peer, closing)),
+            Some(tls) => connections.spawn(https(frontend, tls.clone(), stream, peer, closing)),
+        };
     }
     frontend.begin_draining();
     drop(listener);
@@ -64,20 +95,52 @@ pub async fn serve_frontend(
     Ok(drain(&frontend, &mut connections, force).await)
 }
 
-/// Serves one connection until it ends, or until `closing` turns true: then it closes after the
-/// response in progress.
-async fn connection(frontend: Arc<Frontend>, stream: tokio::net::TcpStream, peer: std::net::SocketAddr, mut closing: watch::Receiver<bool>) {
-    let read_timeout = frontend.read_timeout;
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+/// The service of one connection: each request gets the client's address and goes to
+/// `frontend`.
+fn service(
+    frontend: Arc<Frontend>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible, Future: Send> + Clone {
+    hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let frontend = frontend.clone();
         req.extensions_mut().insert(Peer(peer));
-        async move { Ok::<_, std::convert::Infallible>(frontend.handle(req).await) }
-    });
+        async move { Ok::<_, Infallible>(frontend.handle(req).await) }
+    })
+}
+
+/// Serves one plain connection (HTTP/1.1) until it ends, or until `closing` turns true: then
+/// it closes after the response in progress.
+async fn http1(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr, mut closing: watch::Receiver<bool>) {
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(read_timeout)
-        .serve_connection(TokioIo::new(stream), service);
+        .header_read_timeout(frontend.read_timeout)
+        .serve_connection(TokioIo::new(stream), service(frontend, peer));
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Serves one TLS connection: the handshake, then HTTP/2 or HTTP/1.1 by ALPN; closes as
+/// [`http1`] does.
+async fn https(frontend: Arc<Frontend>, tls: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr, mut closing: watch::Receiver<bool>) {
+    let stream = match tokio::time::timeout(frontend.read_timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(frontend.read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service(frontend, peer));
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use whisper_host::config::{BackendKind, LogFormat};
 use whisper_host::{
-    build_engine, check_component_file, load_backend_and_models, load_component, proxy_pre, serve_frontend, Cli, EngineOptions,
+    build_engine, check_component_file, load_backend_and_models, load_component, proxy_pre, serve_frontend, serve_frontend_tls, Cli, EngineOptions,
     Frontend, Limits, Metrics, Server,
 };
 
@@ -40,6 +40,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut limits = cli.limits();
     let access = Arc::new(cli.access()?);
     limits.access = access.clone();
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(whisper_host::tls::server_config(cert, key)?),
+        _ => None,
+    };
     // Fail fast on what is cheap to check, before the (slow) model loading: the component file
     // and the port.
     check_component_file(&cli.component)?;
@@ -60,12 +64,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let cli = Arc::new(cli);
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener).context("listening socket")?;
-        tracing::info!(address = %listener.local_addr()?, "listening; loading the component and the models");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %listener.local_addr()?, scheme, "listening; loading the component and the models");
         reload_keys_on_sighup(access, cli.api_keys_file.is_some());
         let signals = signals();
         let first = wait_for_signal(signals.clone(), 1);
         let second = wait_for_signal(signals, 2);
-        let mut serving = tokio::spawn(serve_frontend(listener, frontend.clone(), first, second));
+        let mut serving = match tls {
+            Some(tls) => tokio::spawn(serve_frontend_tls(listener, tls, frontend.clone(), first, second)),
+            None => tokio::spawn(serve_frontend(listener, frontend.clone(), first, second)),
+        };
         let loading = {
             let cli = cli.clone();
             tokio::task::spawn_blocking(move || load(&cli, limits, metrics))

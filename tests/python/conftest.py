@@ -27,11 +27,13 @@ def _missing():
     return None
 
 
-def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=False):
+def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=False, tls=None):
     """Starts a host on a free port and waits until `wait_for` answers 200 (`/health` answers as
     soon as it listens, `/ready` once the component and models are loaded). Its stderr is read
     all along into `proc.log` (the last 2000 lines), so the host never blocks on a full pipe;
-    with `read_stderr=True` the caller reads `proc.stderr` itself instead."""
+    with `read_stderr=True` the caller reads `proc.stderr` itself instead. `tls`: an
+    `ssl.SSLContext` trusting the host's certificate (the host was given --tls-cert/--tls-key);
+    the base URL is then https."""
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
     addr = f"127.0.0.1:{port.getsockname()[1]}"
@@ -47,7 +49,7 @@ def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=Fal
             for line in proc.stderr:
                 proc.log.append(line.decode(errors="replace"))
         threading.Thread(target=drain, daemon=True).start()
-    base = f"http://{addr}"
+    base = f"{'https' if tls else 'http'}://{addr}"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -55,7 +57,7 @@ def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=Fal
             tail = "".join(proc.log) if not read_stderr else proc.stderr.read().decode(errors="replace")
             raise RuntimeError(f"host exited: {tail[-2000:]}")
         try:
-            with urllib.request.urlopen(base + wait_for, timeout=2) as r:
+            with urllib.request.urlopen(base + wait_for, timeout=2, context=tls) as r:
                 if r.status == 200:
                     return proc, base
         except OSError:

@@ -131,8 +131,14 @@ def test_html_only_for_browsers(host):
     with urllib.request.urlopen(html) as r:
         assert r.status == 200
         assert r.headers["content-type"].startswith("text/html")
-        assert "content-security-policy" in r.headers
+        csp = r.headers["content-security-policy"]
+        # No 'unsafe-inline' anywhere: the page's script and styles are same-origin files.
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
         page = r.read().decode()
+    # No inline script or handler that a strict CSP would block.
+    assert "<script>" not in page and " onclick=" not in page and "javascript:" not in page
     assert "<title>whisper-edge" in page and 'src="/assets/page.js"' in page
     assert '<option value="de">German</option>' in page
     for asset, kind in (("/assets/page.js", "text/javascript"), ("/assets/page.css", "text/css"), ("/assets/icon.svg", "image/svg+xml")):

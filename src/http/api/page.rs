@@ -25,6 +25,7 @@ pub fn index() -> Reply {
             "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
         )
         .with_header("x-content-type-options", "nosniff")
+        .with_header("referrer-policy", "no-referrer")
 }
 
 /// `<option value="de">German</option>…`, by name.
