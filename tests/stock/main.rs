@@ -32,6 +32,7 @@ fn main() {
     suite.add("stock_german_is_detected", stock_german_is_detected);
     suite.add("stock_random_bytes_then_healthy", stock_random_bytes_then_healthy);
     suite.add("stock_trap_ends_only_its_request", stock_trap_ends_only_its_request);
+    suite.add("stock_api_keys_refused_and_accepted", stock_api_keys_refused_and_accepted);
     suite.add("embedder_plain_wasmtime_serves_the_composed_component", embedder_plain_wasmtime_serves_the_composed_component);
     suite.add("embedder_host_library_serves_the_app", embedder_host_library_serves_the_app);
     std::process::exit(suite.run_with(start_stock));
@@ -198,6 +199,29 @@ fn stock_trap_ends_only_its_request(s: &Server) {
     s.get("/health").unwrap().expect(200);
     let v = s.transcribe("/", "gen/jfk.wav", &[("beam_size", "1")]).expect(200).json();
     assert_eq!(normalize(&transcript(&v, 0)), normalize(JFK));
+}
+
+/// On a stock host the component applies the key rule itself (the `api-keys` crate, as our
+/// host does before reading a body): several keys, Bearer / X-API-Key / ?api_key=.
+fn stock_api_keys_refused_and_accepted(_: &Server) {
+    let addr = free_addr().unwrap();
+    let mut cmd = Command::new(env_path("WASMTIME_BIN").unwrap());
+    cmd.args(["serve", "-S", "cli", "--addr", &addr, "--env", "WHISPER_MODEL=base", "--env", "WHISPER_API_KEY=stock-k1,stock-k2"])
+        .args(["-W", &format!("max-memory-size={MAX_MEMORY}")])
+        .arg(env_path("WHISPER_EDGE_WASM").unwrap());
+    let server = Server::launch(cmd, &addr).unwrap();
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let status = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| r.unwrap().status().as_u16();
+    assert_eq!(status(agent.get(&url("/v1/models")).call()), 401);
+    assert_eq!(status(agent.get(&url("/v1/models")).header("authorization", "Bearer wrong").call()), 401);
+    assert_eq!(status(agent.get(&url("/v1/models")).header("authorization", "Bearer stock-k1").call()), 200);
+    assert_eq!(status(agent.get(&url("/v1/models")).header("x-api-key", "stock-k2").call()), 200);
+    assert_eq!(status(agent.get(&url("/v1/models?api_key=stock-k2")).call()), 200);
+    let r = server.post_form("/", &[("file", Some("jfk.wav"), fixture("gen/jfk.wav"))]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+    assert_eq!(status(agent.get(&url("/health")).call()), 200);
 }
 
 fn jfk_words_from(server: &Server) {
