@@ -12,6 +12,7 @@ use crate::server::ResponseBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,28 +111,18 @@ fn service(
 
 /// Serves one plain connection (HTTP/1.1) until it ends, or until `closing` turns true: then
 /// it closes after the response in progress.
-async fn http1(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr, mut closing: watch::Receiver<bool>) {
+async fn http1(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr, closing: watch::Receiver<bool>) {
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(frontend.read_timeout)
         .serve_connection(TokioIo::new(stream), service(frontend, peer));
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
+    until_closed(connection, peer, closing).await;
 }
 
 /// Serves one TLS connection: the handshake, then HTTP/2 or HTTP/1.1 by ALPN; closes as
 /// [`http1`] does.
-async fn https(frontend: Arc<Frontend>, tls: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr, mut closing: watch::Receiver<bool>) {
+async fn https(frontend: Arc<Frontend>, tls: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr, closing: watch::Receiver<bool>) {
     let stream = match tokio::time::timeout(frontend.read_timeout, tls.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -140,7 +131,16 @@ async fn https(frontend: Arc<Frontend>, tls: tokio_rustls::TlsAcceptor, stream: 
     let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(frontend.read_timeout);
     builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(stream), service(frontend, peer));
+    until_closed(builder.serve_connection(TokioIo::new(stream), service(frontend, peer)), peer, closing).await;
+}
+
+/// Drives `connection` until it ends, or until `closing` turns true: then it closes after the
+/// response in progress (idle at once).
+async fn until_closed<C>(connection: C, peer: SocketAddr, mut closing: watch::Receiver<bool>)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
