@@ -80,5 +80,28 @@ def host():
 
 
 @pytest.fixture
+def host_factory():
+    """Starts hosts of the test's own — `make(*host_args, env=None)` returns (proc, base) — and
+    kills them when the test ends."""
+    why = _missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    started = []
+
+    def make(*args, env=None):
+        proc, base = start_host(extra_env=env, extra_args=list(args))
+        started.append(proc)
+        return proc, base
+
+    yield make
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
 def fixture_path():
     return lambda rel: FIXTURES / rel

@@ -13,7 +13,6 @@
 """
 import http.client
 import json
-import os
 import signal
 import socket
 import statistics
@@ -23,7 +22,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import FIXTURES, _missing, start_host
+from conftest import FIXTURES
 from test_metrics import multipart, request, scrape, value
 
 ROUTE = "/v1/audio/transcriptions"
@@ -33,24 +32,8 @@ KEY = "k-3c1f9e2a7b5d4c60a1e8f2b9d7c6a5e4"
 
 
 @pytest.fixture
-def make_host():
-    why = _missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    started = []
-
-    def make(*args, env=None):
-        proc, base = start_host(extra_env=env, extra_args=list(args))
-        started.append(proc)
-        return proc, base
-
-    yield make
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def make_host(host_factory):
+    return host_factory
 
 
 def post_jfk(base, headers=None, path=ROUTE):

@@ -12,7 +12,6 @@ Each test starts its own host (`--max-concurrent 1`), since each ends it.
 """
 import http.client
 import json
-import os
 import re
 import signal
 import socket
@@ -22,7 +21,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import FIXTURES, _missing, start_host
+from conftest import FIXTURES
 from test_metrics import multipart, request, scrape, value
 
 ROUTE = "/v1/audio/transcriptions"
@@ -32,26 +31,10 @@ JFK_WORDS = "ask not what your country can do for you"
 
 
 @pytest.fixture
-def make_host():
-    why = _missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+def make_host(host_factory):
     if not LONG.exists():
         pytest.fail(f"{LONG} is missing (make fixtures)")
-    started = []
-
-    def make(*args):
-        proc, base = start_host(extra_args=["--max-concurrent", "1", *args])
-        started.append(proc)
-        return proc, base
-
-    yield make
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return lambda *args: host_factory("--max-concurrent", "1", *args)
 
 
 def long_request(repeat=1, beam=1):
