@@ -46,7 +46,7 @@ SERVE_ARGS ?=
 serve: setup build
 	@$(MAKE) --no-print-directory models MODELS="$(MODEL)"
 	ORT_DYLIB_PATH="$(ORT_LIB)" OPENVINO_LIB="$(OV_LIB)" $(HOST) --listen $(LISTEN) --component $(COMPONENT) \
-	  --models $(MODELS_DIR) --model $(MODEL) $(if $(VAD_MODEL),--model $(VAD_MODEL)) --env WHISPER_MODEL=$(MODEL) --compile-cache $(SERVE_ARGS)
+	  --models $(MODELS_DIR) --model $(MODEL) $(if $(VAD_MODEL),--model $(VAD_MODEL)) $(if $(SPEAKER_MODEL),--model $(SPEAKER_MODEL)) --env WHISPER_MODEL=$(MODEL) --compile-cache $(SERVE_ARGS)
 
 test: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="$(TEST_MODELS)"
@@ -71,8 +71,11 @@ MODELS ?= $(MODEL)
 # The voice activity detector (Silero VAD from the silero-vad wheel, models/vad.py), built and
 # served beside the Whisper models; VAD_MODEL= (empty) leaves it out.
 VAD_MODEL ?= vad
+# The speaker encoder for diarization (Resemblyzer's, from the resemblyzer wheel, models/speaker.py),
+# built and served the same way; SPEAKER_MODEL= (empty) leaves it out.
+SPEAKER_MODEL ?= speaker
 models: setup-python
-	@$(PY) -m models.convert $(MODELS) $(VAD_MODEL) --out $(MODELS_DIR)
+	@$(PY) -m models.convert $(MODELS) $(VAD_MODEL) $(SPEAKER_MODEL) --out $(MODELS_DIR)
 
 build: build-component build-host
 
@@ -104,6 +107,7 @@ serve-wasmtime: setup
 fixtures:
 	@bash tests/fixtures/make_fixtures.sh
 	@bash tests/fixtures/make_e2e_fixtures.sh
+	@bash tests/fixtures/make_speaker_fixtures.sh
 
 # Native unit tests of the component's logic and the host's backend.
 test-unit:

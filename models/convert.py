@@ -23,7 +23,7 @@ from pathlib import Path
 
 import onnx
 
-from . import ct2, graphs, vad
+from . import ct2, graphs, speaker, vad
 from .sources import MODELS, ConvertError, ModelDef, cache_dir, fetch_ct2, load_pins, log
 
 CONVERTER_VERSION = "2"
@@ -150,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         for mdef in MODELS.values():
             print(f"{mdef.name:10s} {mdef.description}")
         print(f"{vad.NAME:10s} Silero VAD ({vad.PACKAGE}), the graph {vad.NAME}/{vad.GRAPH} (models/vad.py)")
+        print(f"{speaker.NAME:10s} speaker encoder ({speaker.PACKAGE}), the graph {speaker.NAME}/{speaker.GRAPH} "
+              "(models/speaker.py)")
         return 0
     if not args.models:
         ap.error("name at least one model (or use --list)")
-    unknown = [n for n in args.models if n not in MODELS and n != vad.NAME]
+    extra = {vad.NAME: vad.build, speaker.NAME: speaker.build}  # graphs that are not Whisper models
+    unknown = [n for n in args.models if n not in MODELS and n not in extra]
     if unknown:
-        print(f"error: unknown model {', '.join(map(repr, unknown))}; known models: {', '.join([*MODELS, vad.NAME])}",
+        print(f"error: unknown model {', '.join(map(repr, unknown))}; known models: {', '.join([*MODELS, *extra])}",
               file=sys.stderr)
         return 2
     t0 = time.monotonic()
@@ -163,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         pins = load_pins(args.pins)
         cache = args.cache or cache_dir()
         for name in dict.fromkeys(args.models):
-            if name == vad.NAME:
-                vad.build(args.out, pins, cache, force=args.force)
+            if name in extra:
+                extra[name](args.out, pins, cache, force=args.force)
             else:
                 convert(MODELS[name], args.out, pins, cache, force=args.force)
     except ConvertError as e:

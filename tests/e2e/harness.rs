@@ -89,8 +89,9 @@ pub fn env_path(name: &str) -> Result<PathBuf, String> {
 impl Server {
     fn start() -> Result<Server, String> {
         // Short read timeout, so bad_input's slow-loris case sees stalled uploads dropped quickly.
-        // `vad` is the voice activity detector (graph `vad/silero`), as `make serve` loads it.
-        Server::start_with(&["base", "tiny.en", "vad"], &["--read-timeout", "3"])
+        // `vad` is the voice activity detector (graph `vad/silero`) and `speaker` the speaker
+        // encoder (graph `speaker/encoder`), as `make serve` loads them.
+        Server::start_with(&["base", "tiny.en", "vad", "speaker"], &["--read-timeout", "3"])
     }
 
     /// A host of its own serving `models`, with more command-line flags.
@@ -101,7 +102,11 @@ impl Server {
         let wanted = models;
         let models = env_path("WHISPER_MODELS_DIR")?;
         for m in wanted {
-            let graph = if *m == "vad" { "silero.onnx" } else { "decoder.onnx" };
+            let graph = match *m {
+                "vad" => "silero.onnx",
+                "speaker" => "encoder.onnx",
+                _ => "decoder.onnx",
+            };
             if !models.join(m).join(graph).exists() {
                 return Err(format!("model {m} is missing in {}", models.display()));
             }

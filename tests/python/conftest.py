@@ -41,7 +41,8 @@ def start_host(extra_env=None, extra_args=(), wait_for="/ready", read_stderr=Fal
     env = dict(os.environ, **(extra_env or {}))
     proc = subprocess.Popen(
         [os.environ["WHISPER_HOST_BIN"], "--listen", addr, "--component", os.environ["WHISPER_COMPONENT"],
-         "--models", os.environ["WHISPER_MODELS_DIR"], "--model", "base", "--model", "tiny.en", "--model", "vad", *extra_args],
+         "--models", os.environ["WHISPER_MODELS_DIR"], "--model", "base", "--model", "tiny.en", "--model", "vad",
+         "--model", "speaker", *extra_args],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.log = collections.deque(maxlen=2000)
     if not read_stderr:
