@@ -1,4 +1,4 @@
-"""Resemblyzer's speaker encoder from the PyPI wheel `resemblyzer` (Apache-2.0) → `<out>/speaker/encoder.onnx`.
+"""Resemblyzer's speaker encoder from the PyPI wheel `resemblyzer` (Apache-2.0) → `<out>/speaker/resemblyzer.onnx`.
 
     .venv/bin/python -m models.convert speaker --out models/build
 
@@ -14,7 +14,7 @@ with a restricted unpickler: no torch. The LSTM maps onto three ONNX `LSTM` node
 the gates i, f, g, o and ONNX i, o, f, c, so the weight rows are reordered. The GE2E similarity
 scale (`similarity_weight`, `similarity_bias`) is training-only and dropped.
 
-Graph `speaker/encoder` (models/README.md): input `mels` f32 [B, T, 40] (B partial utterances of T
+Graph `speaker/resemblyzer` (models/README.md): input `mels` f32 [B, T, 40] (B partial utterances of T
 frames; Resemblyzer uses T = 160, 1.6 s), output `embeddings` f32 [B, 256].
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from . import torchfile
 from .sources import ConvertError, fetch_wheel, log, sha256_file
 
 NAME = "speaker"
-GRAPH = "encoder"
+GRAPH = "resemblyzer"  # not "encoder": the host takes a model with an `encoder` graph for a Whisper model
 PACKAGE = "Resemblyzer==0.1.4"  # as the wheel file is named (the cache glob is case-sensitive)
 MEMBER = "resemblyzer/pretrained.pt"
 N_MELS, HIDDEN, LAYERS, EMBED = 40, 256, 3, 256  # hparams.py: mel_n_channels, model_hidden_size, …

@@ -41,10 +41,16 @@ impl Form {
     }
 }
 
+/// A known speaker's reference (`known_speaker_references[]`) is a data URL of up to 10 s of
+/// audio: it may be this large (a 10 s 48 kHz stereo WAV is 2.6 MB in base64), other fields not.
+pub const MAX_REFERENCE_FIELD_BYTES: usize = 4 * 1024 * 1024;
+
 /// Text fields the APIs read, so an error about one names it as its `param`.
-const OPTION_FIELDS: [&str; 13] = [
+const OPTION_FIELDS: [&str; 21] = [
     "model", "language", "task", "prompt", "initial_prompt", "response_format", "temperature", "beam_size",
     "timestamps", "stream", "without_timestamps", "timestamp_granularities[]", "timestamp_granularities",
+    "diarize", "num_speakers", "min_speakers", "max_speakers", "known_speaker_names[]", "known_speaker_names",
+    "known_speaker_references[]", "known_speaker_references",
 ];
 
 /// Parses a request body by its content type.
@@ -100,11 +106,12 @@ async fn parse_multipart(body: Vec<u8>, boundary: &str, limits: FormLimits) -> R
                 return Err(Error::bad_request(format!("too many form fields: at most {}", limits.max_fields)));
             }
             let data = field.bytes().await.map_err(malformed)?;
-            if data.len() > limits.max_field_bytes {
+            let cap = if name.starts_with("known_speaker_references") { MAX_REFERENCE_FIELD_BYTES } else { limits.max_field_bytes };
+            if data.len() > cap {
                 return Err(Error::TooLarge(format!(
                     "form field '{name}' is {} bytes; at most {} are accepted",
                     data.len(),
-                    limits.max_field_bytes
+                    cap
                 )));
             }
             let value = String::from_utf8(data.to_vec()).map_err(|_| {

@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod config;
 pub mod decode;
+pub mod diarize;
 pub mod error;
 pub mod form;
 /// Entry points for `fuzz/` (cargo-fuzz) and its seed/regression test; not an API.

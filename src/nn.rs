@@ -13,6 +13,17 @@ pub trait Engine {
     fn open_vad(&mut self) -> Result<Option<Box<dyn VadNet>>, Error> {
         Ok(None)
     }
+    /// The speaker encoder (`speaker/resemblyzer`), or `None` when the host does not have it.
+    fn open_speaker(&mut self) -> Result<Option<Box<dyn SpeakerNet>>, Error> {
+        Ok(None)
+    }
+}
+
+/// Resemblyzer's speaker encoder (`diarize::GRAPH`, models/README.md).
+pub trait SpeakerNet {
+    /// Embeddings of `n` partial utterances: `mels` is `[n, frames, 40]` row-major (mel power
+    /// spectrograms, `diarize::mel40`); the result is `[n, 256]`, each row L2-normalised.
+    fn embed(&mut self, mels: &[f32], n: usize) -> Result<Vec<f32>, Error>;
 }
 
 /// Silero VAD (`vad::GRAPH`, models/README.md), one audio at a time.

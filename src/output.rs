@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::decode::Task;
+use crate::diarize::Speakers;
 use crate::error::Error;
 use crate::tokenizer;
 use crate::transcribe::{Segment, Transcript};
@@ -17,6 +18,8 @@ pub enum OutputFormat {
     Srt,
     VerboseJson,
     Vtt,
+    /// OpenAI's diarized transcript: segments with a `speaker` each.
+    DiarizedJson,
 }
 
 impl OutputFormat {
@@ -27,10 +30,11 @@ impl OutputFormat {
             "srt" => OutputFormat::Srt,
             "verbose_json" => OutputFormat::VerboseJson,
             "vtt" => OutputFormat::Vtt,
+            "diarized_json" => OutputFormat::DiarizedJson,
             other => {
                 return Err(Error::bad_param(
                     "response_format",
-                    format!("unknown response_format '{other}': use json, text, srt, verbose_json or vtt"),
+                    format!("unknown response_format '{other}': use json, text, srt, verbose_json, vtt or diarized_json"),
                 ))
             }
         })
@@ -38,7 +42,7 @@ impl OutputFormat {
 
     pub fn content_type(self) -> &'static str {
         match self {
-            OutputFormat::Json | OutputFormat::VerboseJson => "application/json",
+            OutputFormat::Json | OutputFormat::VerboseJson | OutputFormat::DiarizedJson => "application/json",
             OutputFormat::Text => "text/plain; charset=utf-8",
             OutputFormat::Srt => "application/x-subrip; charset=utf-8",
             OutputFormat::Vtt => "text/vtt; charset=utf-8",
@@ -76,7 +80,17 @@ fn fmt_timestamp(seconds: f32, style: Style) -> String {
     format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
 }
 
-fn cues(t: &Transcript, style: Style) -> String {
+/// A cue's text: with a speaker, `<v A>text` in VTT (its voice span) and `[A] text` in SRT.
+fn cue_text(text: &str, speaker: Option<&str>, style: Style) -> String {
+    let text = text.trim().replace("-->", "->");
+    match (speaker, style) {
+        (None, _) => text,
+        (Some(who), Style::Vtt) => format!("<v {}>{text}", who.replace(['<', '>', '&'], "")),
+        (Some(who), Style::Srt) => format!("[{who}] {text}"),
+    }
+}
+
+fn cues(t: &Transcript, style: Style, speakers: Option<&Speakers>) -> String {
     let mut out = String::new();
     if let Style::Vtt = style {
         out.push_str("WEBVTT\n\n");
@@ -89,7 +103,7 @@ fn cues(t: &Transcript, style: Style) -> String {
             "{} --> {}\n{}\n\n",
             fmt_timestamp(seg.start, style),
             fmt_timestamp(seg.end, style),
-            seg.text.trim().replace("-->", "->")
+            cue_text(&seg.text, speakers.and_then(|s| s.segments.get(i)).map(String::as_str), style)
         ));
     }
     out
@@ -102,14 +116,61 @@ pub fn round(x: f32, digits: i32) -> f64 {
 }
 
 pub fn render(t: &Transcript, format: OutputFormat, task: Task, g: Granularities) -> (Vec<u8>, &'static str) {
+    render_speakers(t, format, task, g, None)
+}
+
+/// As [`render`], with each segment's (and word's) speaker in `verbose_json`, `srt`, `vtt` and
+/// `diarized_json` when the request was diarized.
+pub fn render_speakers(
+    t: &Transcript,
+    format: OutputFormat,
+    task: Task,
+    g: Granularities,
+    speakers: Option<&Speakers>,
+) -> (Vec<u8>, &'static str) {
     let body = match format {
         OutputFormat::Json => json!({ "text": t.text.trim() }).to_string(),
         OutputFormat::Text => format!("{}\n", t.text.trim()),
-        OutputFormat::Srt => cues(t, Style::Srt),
-        OutputFormat::Vtt => cues(t, Style::Vtt),
-        OutputFormat::VerboseJson => verbose_json(t, task, g).to_string(),
+        OutputFormat::Srt => cues(t, Style::Srt, speakers),
+        OutputFormat::Vtt => cues(t, Style::Vtt, speakers),
+        OutputFormat::VerboseJson => with_speakers(verbose_json(t, task, g), speakers).to_string(),
+        OutputFormat::DiarizedJson => diarized_json(t, task, speakers.unwrap_or(&Speakers::default())).to_string(),
     };
     (body.into_bytes(), format.content_type())
+}
+
+/// OpenAI's `diarized_json`: `{"task","duration","text","segments":[{"type":
+/// "transcript.text.segment","id","start","end","speaker","text"}]}` (ids `seg_0`, `seg_1`, …).
+pub fn diarized_json(t: &Transcript, task: Task, speakers: &Speakers) -> Value {
+    let segments: Vec<Value> = t
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            json!({
+                "type": "transcript.text.segment", "id": format!("seg_{i}"), "start": round(s.start, 3),
+                "end": round(s.end, 3), "speaker": speakers.segments.get(i).map_or("A", String::as_str),
+                "text": s.text.trim(),
+            })
+        })
+        .collect();
+    json!({"task": task.as_str(), "duration": round(t.duration, 3), "text": t.text.trim(), "segments": segments})
+}
+
+/// `verbose_json` with `speaker` on every segment and word.
+fn with_speakers(mut v: Value, speakers: Option<&Speakers>) -> Value {
+    let Some(sp) = speakers else { return v };
+    if let Some(segs) = v.get_mut("segments").and_then(Value::as_array_mut) {
+        for (s, who) in segs.iter_mut().zip(&sp.segments) {
+            s["speaker"] = who.as_str().into();
+        }
+    }
+    if let Some(words) = v.get_mut("words").and_then(Value::as_array_mut) {
+        for (w, who) in words.iter_mut().zip(sp.words.iter().flatten()) {
+            w["speaker"] = who.as_str().into();
+        }
+    }
+    v
 }
 
 pub fn verbose_json(t: &Transcript, task: Task, g: Granularities) -> Value {
@@ -208,6 +269,25 @@ mod tests {
         let v = verbose_json(&t, Task::Transcribe, Granularities::default());
         assert_eq!(v["segments"][1]["start"], 3661.25);
         assert_eq!(v["segments"][0]["tokens"][0], 50364);
+    }
+
+    #[test]
+    fn speakers_in_every_format_that_has_segments() {
+        let t = transcript();
+        let sp = Speakers { segments: vec!["A".into(), "kennedy".into()], words: vec![vec![], vec![]] };
+        let g = Granularities::default();
+        let (vtt, _) = render_speakers(&t, OutputFormat::Vtt, Task::Transcribe, g, Some(&sp));
+        assert!(String::from_utf8(vtt).unwrap().contains("\n<v A>Hello there.\n\n01:01:01.250 --> 01:01:02.000\n<v kennedy>General Kenobi."));
+        let (srt, _) = render_speakers(&t, OutputFormat::Srt, Task::Transcribe, g, Some(&sp));
+        assert!(String::from_utf8(srt).unwrap().contains("\n[A] Hello there.\n"));
+        let (d, ct) = render_speakers(&t, OutputFormat::DiarizedJson, Task::Transcribe, g, Some(&sp));
+        let d: Value = serde_json::from_slice(&d).unwrap();
+        assert_eq!(ct, "application/json");
+        assert_eq!(d["task"], "transcribe");
+        assert_eq!(d["segments"][1], json!({"type": "transcript.text.segment", "id": "seg_1", "start": 3661.25, "end": 3662.0, "speaker": "kennedy", "text": "General Kenobi."}));
+        let (v, _) = render_speakers(&t, OutputFormat::VerboseJson, Task::Transcribe, g, Some(&sp));
+        let v: Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(v["segments"][0]["speaker"], "A");
     }
 
     #[test]

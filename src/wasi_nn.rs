@@ -10,7 +10,7 @@
 
 use crate::error::Error;
 use crate::model::Model;
-use crate::nn::{Engine, Inference, StepOutput, VadNet};
+use crate::nn::{Engine, Inference, SpeakerNet, StepOutput, VadNet};
 
 spin_sdk::wit_bindgen::generate!({
     path: "wit/wasi-nn.wit",
@@ -63,6 +63,16 @@ impl Engine for WasiNnEngine {
         };
         let ctx = graph.init_execution_context().map_err(nn_error("VAD context"))?;
         Ok(Some(Box::new(WasiNnVad { ctx, _graph: graph })))
+    }
+
+    fn open_speaker(&mut self) -> Result<Option<Box<dyn SpeakerNet>>, Error> {
+        let graph = match graph::load_by_name(crate::diarize::GRAPH) {
+            Ok(g) => g,
+            Err(e) if matches!(e.code(), ErrorCode::NotFound) => return Ok(None),
+            Err(e) => return Err(nn_error("loading the speaker graph")(e)),
+        };
+        let ctx = graph.init_execution_context().map_err(nn_error("speaker context"))?;
+        Ok(Some(Box::new(WasiNnSpeaker { ctx, _graph: graph })))
     }
 
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error> {
@@ -171,5 +181,21 @@ impl VadNet for WasiNnVad {
         }
         let mut out = self.ctx.compute(inputs).map_err(nn_error("VAD"))?;
         Ok(f32s(&take_output(&mut out, "speech_probs")?))
+    }
+}
+
+/// The speaker encoder: one call per batch of partial utterances.
+struct WasiNnSpeaker {
+    ctx: GraphExecutionContext,
+    _graph: Graph,
+}
+
+impl SpeakerNet for WasiNnSpeaker {
+    fn embed(&mut self, mels: &[f32], n: usize) -> Result<Vec<f32>, Error> {
+        let frames = (mels.len() / n.max(1) / crate::diarize::mel40::N_MELS) as u32;
+        let shape = [n as u32, frames, crate::diarize::mel40::N_MELS as u32];
+        let inputs = vec![("mels".to_string(), Tensor::new(&shape, TensorType::Fp32, bytemuck::cast_slice(mels)))];
+        let mut out = self.ctx.compute(inputs).map_err(nn_error("speaker encoder"))?;
+        Ok(f32s(&take_output(&mut out, "embeddings")?))
     }
 }

@@ -1,4 +1,4 @@
-"""The speaker graph `speaker/encoder` (models/speaker.py): its interface, that ONNX Runtime computes
+"""The speaker graph `speaker/resemblyzer` (models/speaker.py): its interface, that ONNX Runtime computes
 exactly the network of the checkpoint (a plain-numpy LSTM over the same weights, in PyTorch's gate
 order), and that on real speech it tells speakers apart: partials of one speaker are closer to each
 other than to another speaker's."""

@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::form::{self, Form};
 use crate::mel::{self, LogMel};
 use crate::model::Model;
-use crate::nn::{Engine, Inference, VadNet};
+use crate::diarize::{self, DiarizeOptions, Speakers};
+use crate::nn::{Engine, Inference, SpeakerNet, VadNet};
 use crate::tokenizer;
 use crate::transcribe::{self, Segment, TranscribeOptions, Transcript};
 use crate::vad::{self, SpeechMap, VadMode};
@@ -157,6 +158,8 @@ pub struct Prepared {
     pub speech: Option<SpeechMap>,
     /// Seconds of the original audio.
     pub duration: f32,
+    /// The original audio at 16 kHz, kept only for diarization.
+    pub pcm: Option<Vec<f32>>,
 }
 
 impl Prepared {
@@ -179,8 +182,9 @@ impl Prepared {
     }
 }
 
-/// Decode → 16 kHz → (VAD) → log-mel, for one file.
-pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config, vad: &mut Vad) -> Result<Prepared, Error> {
+/// Decode → 16 kHz → (VAD) → log-mel, for one file; `keep_pcm` keeps the 16 kHz audio in
+/// [`Prepared::pcm`] (for diarization).
+pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config, vad: &mut Vad, keep_pcm: bool) -> Result<Prepared, Error> {
     let pcm = audio::decode_to_pcm16k(&file.data, format_hint(file), config.max_audio_seconds)
         .map_err(|e| prefix_error(e.into(), &file.field))?;
     let n_mels = model.config.dims.n_mels;
@@ -188,10 +192,68 @@ pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config, vad:
     if let Some(options) = vad.options_for(duration).cloned() {
         let net = vad.net.as_deref_mut().expect("options_for checked the network");
         let (speech, map) = vad::keep_speech(net, &pcm.samples, &options)?;
-        drop(pcm);
-        return Ok(Prepared { mel: mel::log_mel(&speech, n_mels), speech: Some(map), duration });
+        let pcm = keep_pcm.then_some(pcm.samples);
+        return Ok(Prepared { mel: mel::log_mel(&speech, n_mels), speech: Some(map), duration, pcm });
     }
-    Ok(Prepared { mel: mel::log_mel(&pcm.samples, n_mels), speech: None, duration })
+    let mel = mel::log_mel(&pcm.samples, n_mels);
+    Ok(Prepared { mel, speech: None, duration, pcm: keep_pcm.then_some(pcm.samples) })
+}
+
+/// Diarization for this request (`diarize::params`): the speaker encoder, a VAD of its own for
+/// the speech regions (when the host has the graph) and the options.
+pub struct Diarizer {
+    net: Box<dyn SpeakerNet>,
+    vad: Option<Box<dyn VadNet>>,
+    pub options: DiarizeOptions,
+}
+
+impl Diarizer {
+    /// The options are read (and checked, references decoded) before the host is asked for
+    /// the graph, so a bad value is a 400 on any host; `param` names the field that asked for it.
+    pub fn open(form: &Form, query: &[(String, String)], param: &'static str, engine: &mut dyn Engine) -> Result<Self, Error> {
+        let get = |name: &str| option(form, query, name);
+        let list = |name: &str| -> Vec<String> {
+            let bracketed = format!("{name}[]");
+            let from_form: Vec<String> =
+                form.field_values(name).chain(form.field_values(&bracketed)).map(str::to_string).collect();
+            if !from_form.is_empty() {
+                return from_form;
+            }
+            query.iter().filter(|(k, _)| k == name || *k == bracketed).map(|(_, v)| v.clone()).collect()
+        };
+        let options = diarize::params::parse(&get, &list)?;
+        let net = engine.open_speaker()?.ok_or_else(|| {
+            Error::bad_param(
+                param,
+                format!(
+                    "speaker diarization is not available on this host (it has no wasi-nn graph `{}`; our host loads it \
+                     with `--model speaker`, see models/README.md)",
+                    diarize::GRAPH
+                ),
+            )
+        })?;
+        Ok(Self { net, vad: engine.open_vad()?, options })
+    }
+
+    /// The transcript split at speaker changes, and who speaks each segment and word.
+    pub fn run(&mut self, audio: &Prepared, t: Transcript) -> Result<(Transcript, Speakers), Error> {
+        let samples = audio.pcm.as_deref().ok_or_else(|| Error::Internal("diarization without the audio".into()))?;
+        let vad: Option<&mut dyn VadNet> = match self.vad.as_mut() {
+            Some(v) => Some(v.as_mut()),
+            None => None,
+        };
+        diarize::diarize(self.net.as_mut(), vad, samples, t, &self.options)
+    }
+}
+
+/// Whether the request asks for diarization with `diarize=true` (or known speakers).
+pub fn wants_diarization(form: &Form, query: &[(String, String)]) -> Result<bool, Error> {
+    let asked = match option(form, query, "diarize") {
+        Some(v) => parse_bool("diarize", &v)?,
+        None => false,
+    };
+    let known = form.fields.iter().map(|(k, _)| k).chain(query.iter().map(|(k, _)| k)).any(|k| k.starts_with("known_speaker_"));
+    Ok(asked || known)
 }
 
 fn prefix_error(e: Error, field: &str) -> Error {

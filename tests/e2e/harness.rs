@@ -90,7 +90,7 @@ impl Server {
     fn start() -> Result<Server, String> {
         // Short read timeout, so bad_input's slow-loris case sees stalled uploads dropped quickly.
         // `vad` is the voice activity detector (graph `vad/silero`) and `speaker` the speaker
-        // encoder (graph `speaker/encoder`), as `make serve` loads them.
+        // encoder (graph `speaker/resemblyzer`), as `make serve` loads them.
         Server::start_with(&["base", "tiny.en", "vad", "speaker"], &["--read-timeout", "3"])
     }
 
@@ -104,7 +104,7 @@ impl Server {
         for m in wanted {
             let graph = match *m {
                 "vad" => "silero.onnx",
-                "speaker" => "encoder.onnx",
+                "speaker" => "resemblyzer.onnx",
                 _ => "decoder.onnx",
             };
             if !models.join(m).join(graph).exists() {

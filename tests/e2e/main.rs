@@ -13,6 +13,7 @@ mod harness;
 mod seed;
 mod startup;
 mod vad;
+mod diarize;
 
 use harness::Suite;
 
@@ -24,5 +25,6 @@ fn main() {
     backends::register(&mut suite);
     startup::register(&mut suite);
     vad::register(&mut suite);
+    diarize::register(&mut suite);
     std::process::exit(suite.run());
 }

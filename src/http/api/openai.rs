@@ -67,7 +67,13 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
             }
         }
     }
-    opts.word_timestamps = g.word;
+    // Diarization (response_format=diarized_json, diarize=true or known speakers) splits
+    // segments at words, so it always aligns words; they are listed only when asked for.
+    let diarizing = format == OutputFormat::DiarizedJson || request::wants_diarization(&form, &query)?;
+    if format == OutputFormat::DiarizedJson && task == Task::Translate {
+        return Err(Error::bad_param("response_format", "diarized_json is for transcriptions, not translations"));
+    }
+    opts.word_timestamps = g.word || diarizing;
     let stream = match get("stream") {
         Some(v) => request::parse_bool("stream", &v)?,
         None => false,
@@ -80,15 +86,23 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
 
     let (model, mut nn) = engine.open(&model_name)?;
     transcribe::check_options(&model, &opts)?;
+    let mut diarizer = if diarizing {
+        let param = if format == OutputFormat::DiarizedJson { "response_format" } else { "diarize" };
+        Some(request::Diarizer::open(&form, &query, param, engine)?)
+    } else {
+        None
+    };
     let mut vad = request::Vad::open(vad_mode, engine)?;
-    let audio = request::prepare_audio(file, &model, config, &mut vad)?;
+    let audio = request::prepare_audio(file, &model, config, &mut vad, diarizing)?;
     let seconds = format!("{:.3}", audio.duration);
 
     if stream {
         // With timestamp_granularities[] given, each segment also comes as OpenAI's
         // `transcript.text.segment` event (with its words when asked for); the done event adds
         // the language and duration. Without it the stream is exactly OpenAI's.
-        let segment_events = !granularities.is_empty();
+        // Diarized, the segment events (with `speaker`) come after the whole audio was
+        // transcribed and its speakers found, before the done event.
+        let segment_events = !granularities.is_empty() && diarizer.is_none();
         let job = Box::new(move |write: &mut dyn FnMut(&[u8])| {
             let mut emit = |v: Value| write(format!("data: {v}\n\n").as_bytes());
             let result = audio.transcribe(nn.as_mut(), &model, &opts, &mut |seg| {
@@ -102,6 +116,16 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
                     emit(event);
                 }
             });
+            let result = match (result, diarizer.as_mut()) {
+                (Ok(t), Some(d)) => d.run(&audio, t).map(|(t, speakers)| {
+                    let diarized = output::diarized_json(&t, task, &speakers);
+                    for seg in diarized["segments"].as_array().into_iter().flatten() {
+                        emit(seg.clone());
+                    }
+                    t
+                }),
+                (r, _) => r,
+            };
             match result {
                 Ok(t) => {
                     let mut done = json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null});
@@ -120,6 +144,13 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     }
 
     let transcript = audio.transcribe(nn.as_mut(), &model, &opts, &mut |_| {})?;
-    let (body, content_type) = output::render(&transcript, format, task, g);
+    let (transcript, speakers) = match diarizer.as_mut() {
+        Some(d) => {
+            let (t, s) = d.run(&audio, transcript)?;
+            (t, Some(s))
+        }
+        None => (transcript, None),
+    };
+    let (body, content_type) = output::render_speakers(&transcript, format, task, g, speakers.as_ref());
     Ok(Reply::full(200, content_type, body).with_header("x-audio-duration", seconds))
 }
