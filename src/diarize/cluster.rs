@@ -28,6 +28,11 @@ const MIN_POINTS: usize = 4;
 /// (while the count stays ≥ the minimum asked for). Measured with this encoder on the benchmark's
 /// real speakers: two halves of one speaker's windows 0.97–0.998, two speakers 0.47–0.84.
 pub const MERGE_SIMILARITY: f32 = 0.93;
+/// Below this many windows (about 19 s of speech) clusters are small and their centroids noisy:
+/// one speaker's 11–14 s split into clusters 0.77–0.89 apart (Kennedy, vk5qi), so they merge at
+/// [`SHORT_MERGE_SIMILARITY`] instead.
+pub const SHORT_POINTS: usize = 24;
+pub const SHORT_MERGE_SIMILARITY: f32 = 0.75;
 
 /// Bounds on the speaker count (`num_speakers` sets both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +96,13 @@ pub fn cluster(embeddings: &[&[f32]], count: SpeakerCount) -> Vec<usize> {
             row.iter().map(|v| v / norm).collect()
         })
         .collect();
-    merge_similar(embeddings, kmeans(&points, k), count.min)
+    let threshold = if n < SHORT_POINTS { SHORT_MERGE_SIMILARITY } else { MERGE_SIMILARITY };
+    merge_similar(embeddings, kmeans(&points, k), count.min, threshold)
 }
 
-/// Merges the two most similar clusters while their centroids reach [`MERGE_SIMILARITY`] and
+/// Merges the two most similar clusters while their centroids reach `threshold` and
 /// more than `min` remain; labels come back as `0..k'`.
-fn merge_similar(e: &[&[f32]], mut labels: Vec<usize>, min: usize) -> Vec<usize> {
+fn merge_similar(e: &[&[f32]], mut labels: Vec<usize>, min: usize, threshold: f32) -> Vec<usize> {
     loop {
         let mut ids: Vec<usize> = labels.clone();
         ids.sort_unstable();
@@ -122,7 +128,7 @@ fn merge_similar(e: &[&[f32]], mut labels: Vec<usize>, min: usize) -> Vec<usize>
                 }
             }
         }
-        if best.0 < MERGE_SIMILARITY {
+        if best.0 < threshold {
             break;
         }
         labels.iter_mut().filter(|l| **l == best.2).for_each(|l| *l = best.1);
