@@ -30,7 +30,7 @@ EDGE_DIR := $(TARGET_DIR)/edge
 # Models `make edge` composes (`make test` needs base).
 EDGE_MODELS ?= base
 
-.PHONY: bench serve test setup setup-apt setup-rust setup-python setup-tools models build build-host build-component fixtures test-unit test-e2e test-python clean help fuzz
+.PHONY: bench bench-diarize serve test setup setup-apt setup-rust setup-python setup-tools models build build-host build-component fixtures test-unit test-e2e test-python clean help fuzz
 .PHONY: build-provider edge serve-wasmtime test-stock
 
 help:
@@ -142,6 +142,12 @@ bench: setup build fixtures
 
 # The audio stage alone inside the sandbox: decode speed and memory per format (bench/README.md).
 .PHONY: bench-decode
+# Diarization: DER per constructed conversation of real speakers and the time diarize=true adds
+# (bench/diarize.py; starts its own host with base, vad and speaker).
+bench-diarize: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS=base
+	WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) MODELS_DIR=$(MODELS_DIR) $(PY) bench/diarize.py
+
 bench-decode: setup setup-tools fixtures
 	$(CARGO) build --release --target wasm32-wasip2 --example decode
 	bash bench/decode.sh $(TOOLS_BIN)/wasmtime $(TARGET_DIR)/wasm32-wasip2/release/examples/decode.wasm tests/fixtures/gen

@@ -277,7 +277,7 @@ impl MelFilters {
     }
 
     /// `out[m] = Σ_k W[m, k] · power[k]`.
-    fn apply(&self, power: &[f32], out: &mut [f32]) {
+    pub(crate) fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (m, o) in out.iter_mut().enumerate() {
             let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
             let p = &power[self.first_bin[m]..self.first_bin[m] + w.len()];

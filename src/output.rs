@@ -157,9 +157,12 @@ pub fn diarized_json(t: &Transcript, task: Task, speakers: &Speakers) -> Value {
     json!({"task": task.as_str(), "duration": round(t.duration, 3), "text": t.text.trim(), "segments": segments})
 }
 
-/// `verbose_json` with `speaker` on every segment and word.
+/// `verbose_json` with `speaker` on every segment and word, and `speaker_turns` (who spoke when,
+/// from the voices alone, also where nothing was transcribed).
 fn with_speakers(mut v: Value, speakers: Option<&Speakers>) -> Value {
     let Some(sp) = speakers else { return v };
+    v["speaker_turns"] =
+        sp.turns.iter().map(|t| json!({"speaker": t.speaker, "start": round(t.start, 3), "end": round(t.end, 3)})).collect();
     if let Some(segs) = v.get_mut("segments").and_then(Value::as_array_mut) {
         for (s, who) in segs.iter_mut().zip(&sp.segments) {
             s["speaker"] = who.as_str().into();
@@ -274,7 +277,8 @@ mod tests {
     #[test]
     fn speakers_in_every_format_that_has_segments() {
         let t = transcript();
-        let sp = Speakers { segments: vec!["A".into(), "kennedy".into()], words: vec![vec![], vec![]] };
+        let turn = crate::diarize::Turn { speaker: "A".into(), start: 0.0, end: 1.5 };
+        let sp = Speakers { segments: vec!["A".into(), "kennedy".into()], words: vec![vec![], vec![]], turns: vec![turn] };
         let g = Granularities::default();
         let (vtt, _) = render_speakers(&t, OutputFormat::Vtt, Task::Transcribe, g, Some(&sp));
         assert!(String::from_utf8(vtt).unwrap().contains("\n<v A>Hello there.\n\n01:01:01.250 --> 01:01:02.000\n<v kennedy>General Kenobi."));
@@ -288,6 +292,7 @@ mod tests {
         let (v, _) = render_speakers(&t, OutputFormat::VerboseJson, Task::Transcribe, g, Some(&sp));
         let v: Value = serde_json::from_slice(&v).unwrap();
         assert_eq!(v["segments"][0]["speaker"], "A");
+        assert_eq!(v["speaker_turns"], json!([{"speaker": "A", "start": 0.0, "end": 1.5}]));
     }
 
     #[test]

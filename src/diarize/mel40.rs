@@ -67,9 +67,9 @@ impl Mel40 {
             for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
                 *p = c.re * c.re + c.im * c.im;
             }
-            for m in 0..N_MELS {
-                out.push((0..N_BINS).map(|k| self.filters.weight(m, k) * self.power[k]).sum());
-            }
+            let at = out.len();
+            out.resize(at + N_MELS, 0.0);
+            self.filters.apply(&self.power, &mut out[at..]);
         }
     }
 }

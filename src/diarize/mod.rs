@@ -36,11 +36,52 @@ fn diarization_vad() -> VadOptions {
     VadOptions { min_silence_duration_ms: 300.0, speech_pad_ms: 100.0, ..VadOptions::default() }
 }
 
-/// Each segment's and each word's speaker label, beside the (split) transcript.
+/// Each segment's and each word's speaker label, beside the (split) transcript, and who spoke
+/// when regardless of the text.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Speakers {
     pub segments: Vec<String>,
     pub words: Vec<Vec<String>>,
+    pub turns: Vec<Turn>,
+}
+
+/// A speaker's stretch of speech, in seconds of the original audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub speaker: String,
+    pub start: f32,
+    pub end: f32,
+}
+
+/// Turns from the labelled windows: within each speech region, the speaker changes halfway
+/// between the centres of two windows of different speakers; a region's first and last turns
+/// reach its edges. Regions without a window take the nearest window's speaker.
+pub fn turns(regions: &[Region], windows: &[assign::Labelled]) -> Vec<(usize, f32, f32)> {
+    let mut out: Vec<(usize, f32, f32)> = Vec::new();
+    if windows.is_empty() {
+        return out;
+    }
+    for r in regions {
+        let (start, end) = (seconds(r.start), seconds(r.end));
+        let inside: Vec<&assign::Labelled> = windows.iter().filter(|w| w.center_s >= start && w.center_s <= end).collect();
+        if inside.is_empty() {
+            out.push((assign::speaker_at(windows, (start + end) / 2.0), start, end));
+            continue;
+        }
+        let mut t0 = start;
+        for (i, w) in inside.iter().enumerate() {
+            match inside.get(i + 1) {
+                Some(next) if next.speaker != w.speaker => {
+                    let cut = (w.center_s + next.center_s) / 2.0;
+                    out.push((w.speaker, t0, cut));
+                    t0 = cut;
+                }
+                Some(_) => {}
+                None => out.push((w.speaker, t0, end)),
+            }
+        }
+    }
+    out
 }
 
 /// `A`, `B`, … `Z`, `AA`, `AB`, …
@@ -72,10 +113,11 @@ pub fn diarize(
     let labelled: Vec<assign::Labelled> =
         windows.iter().zip(&labels).map(|(w, &speaker)| assign::Labelled { center_s: w.center_s(), speaker }).collect();
     let names = known_names(net, opts, &windows, &labels)?;
+    let raw_turns = turns(&regions, &labelled);
     let a = assign::assign(transcript, &labelled);
     // Letters in order of first appearance in the transcript; known names where they matched.
     let mut order: Vec<usize> = Vec::new();
-    for &s in &a.segments {
+    for &s in a.segments.iter().chain(raw_turns.iter().map(|(s, _, _)| s)) {
         if !order.contains(&s) && names.get(s).is_none_or(Option::is_none) {
             order.push(s);
         }
@@ -87,6 +129,7 @@ pub fn diarize(
     let speakers = Speakers {
         segments: a.segments.iter().map(|&s| label(s)).collect(),
         words: a.words.iter().map(|w| w.iter().map(|&s| label(s)).collect()).collect(),
+        turns: raw_turns.iter().map(|&(s, start, end)| Turn { speaker: label(s), start, end }).collect(),
     };
     Ok((a.transcript, speakers))
 }
@@ -140,6 +183,15 @@ pub fn seconds(n: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turns_change_halfway_between_windows_and_fill_regions() {
+        let s = SAMPLE_RATE;
+        let regions = [Region { start: 0, end: 10 * s }, Region { start: 12 * s, end: 13 * s }];
+        let w = |c: f32, speaker| assign::Labelled { center_s: c, speaker };
+        let windows = [w(1.0, 0), w(2.0, 0), w(3.0, 1), w(9.0, 1)];
+        assert_eq!(turns(&regions, &windows), vec![(0, 0.0, 2.5), (1, 2.5, 10.0), (1, 12.0, 13.0)]);
+    }
 
     #[test]
     fn letters() {
