@@ -229,6 +229,10 @@ BASE_CLIPS = [c for c in CLIPS if "base" in c]
 TINY_CLIPS = [c for c in CLIPS if c.get("tiny.en")]
 
 
+def _words(text):
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
 def _check_clip(built, clips_ready, name, clip):
     audio = load_audio(clips_ready / clip["file"])
     m = onnx_model(built, name)
@@ -236,7 +240,10 @@ def _check_clip(built, clips_ready, name, clip):
     ref_tokens, ref_text = fw_transcribe(name, audio, clip["language"])
     assert ours.tokens == ref_tokens, f"{clip['file']}: ours {ours.text!r} vs faster-whisper {ref_text!r}"
     assert ours.text == ref_text
-    assert ours.text == clip[name], "clips.json is out of date"
+    # Parity above is exact. clips.json records the words; a borderline clip's punctuation and
+    # case can differ between CPUs (tiny.en's Front_Center: "front, center." here, "front center."
+    # on CI) for both systems alike, so the record is compared as words.
+    assert _words(ours.text) == _words(clip[name]), "clips.json is out of date"
     if m.config["multilingual"]:
         lang, prob, _ = fw_model(name).detect_language(audio)
         assert ours.language == lang == clip["language"]
