@@ -286,8 +286,10 @@ impl MelFilters {
     }
 }
 
-/// Reusable log-mel calculator: one FFT plan and scratch buffers, no per-frame allocation.
-pub struct MelExtractor {
+/// One STFT frame to mel power, shared by Whisper's log-mel and the speaker encoder's mel40:
+/// a 400-point periodic Hann window, realfft, `|X|²`, the sparse Slaney filterbank. One plan and
+/// all buffers are made once; nothing is allocated per frame.
+pub struct PowerMel {
     filters: Arc<MelFilters>,
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
@@ -295,20 +297,16 @@ pub struct MelExtractor {
     spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
     power: Vec<f32>,
-    mel: Vec<f32>,
 }
 
-impl MelExtractor {
-    /// An extractor for `n_mels` bands (80, or 128 for large-v3).
+impl PowerMel {
     pub fn new(n_mels: usize) -> Self {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
         // Periodic Hann: 0.5 − 0.5·cos(2πn/N), n < N (np.hanning(N + 1)[:-1]).
         let window = (0..N_FFT)
-            .map(|n| {
-                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
-            })
+            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
             .collect();
-        MelExtractor {
+        PowerMel {
             filters: MelFilters::shared(n_mels),
             window,
             frame: fft.make_input_vec(),
@@ -316,13 +314,56 @@ impl MelExtractor {
             scratch: fft.make_scratch_vec(),
             fft,
             power: vec![0.0; N_BINS],
+        }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.filters.n_mels
+    }
+
+    /// Writes the `n_mels` mel powers of the frame `samples[start .. start + 400]` to `out`;
+    /// where the frame runs off either end, sample `i` is `outside(i)` (the caller's padding).
+    pub fn frame(&mut self, samples: &[f32], start: isize, outside: impl Fn(isize) -> f32, out: &mut [f32]) {
+        if start >= 0 && start as usize + N_FFT <= samples.len() {
+            let s = &samples[start as usize..start as usize + N_FFT];
+            for ((f, &x), &w) in self.frame.iter_mut().zip(s).zip(&self.window) {
+                *f = x * w;
+            }
+        } else {
+            for (j, (f, &w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
+                let i = start + j as isize;
+                let x = if i >= 0 && (i as usize) < samples.len() { samples[i as usize] } else { outside(i) };
+                *f = x * w;
+            }
+        }
+        self.fft
+            .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch)
+            .expect("buffer sizes come from the plan");
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.re * c.re + c.im * c.im;
+        }
+        self.filters.apply(&self.power, out);
+    }
+}
+
+/// Reusable log-mel calculator: one FFT plan and scratch buffers, no per-frame allocation.
+pub struct MelExtractor {
+    frames: PowerMel,
+    mel: Vec<f32>,
+}
+
+impl MelExtractor {
+    /// An extractor for `n_mels` bands (80, or 128 for large-v3).
+    pub fn new(n_mels: usize) -> Self {
+        MelExtractor {
+            frames: PowerMel::new(n_mels),
             mel: vec![0.0; n_mels],
         }
     }
 
     /// Number of mel bands.
     pub fn n_mels(&self) -> usize {
-        self.filters.n_mels
+        self.frames.n_mels()
     }
 
     /// The normalized log-mel of the whole input (see the module docs for the exact semantics).
@@ -366,25 +407,9 @@ impl MelExtractor {
         // Frame t covers y[t*160 - 200 .. t*160 + 200].
         let padded_len = samples.len() + TAIL_PADDING;
         let start = (t * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
-        if start >= 0 && start as usize + N_FFT <= samples.len() {
-            let s = &samples[start as usize..start as usize + N_FFT];
-            for ((f, &x), &w) in self.frame.iter_mut().zip(s).zip(&self.window) {
-                *f = x * w;
-            }
-        } else {
-            // Edge frame: reflect at both ends of y, zeros in the 160-sample tail.
-            for (j, (f, &w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
-                let idx = reflect_index(start + j as isize, padded_len);
-                *f = samples.get(idx).copied().unwrap_or(0.0) * w;
-            }
-        }
-        self.fft
-            .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch)
-            .expect("buffer sizes come from the plan");
-        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = c.re * c.re + c.im * c.im;
-        }
-        self.filters.apply(&self.power, &mut self.mel);
+        // Off the ends: reflect at both ends of y, zeros in the 160-sample tail.
+        let reflect = |i: isize| samples.get(reflect_index(i, padded_len)).copied().unwrap_or(0.0);
+        self.frames.frame(samples, start, reflect, &mut self.mel);
         self.mel
             .iter_mut()
             .for_each(|v| *v = v.max(LOG_FLOOR).log10());

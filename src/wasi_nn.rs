@@ -56,23 +56,11 @@ impl Engine for WasiNnEngine {
     }
 
     fn open_vad(&mut self) -> Result<Option<Box<dyn VadNet>>, Error> {
-        let graph = match graph::load_by_name(crate::vad::GRAPH) {
-            Ok(g) => g,
-            Err(e) if matches!(e.code(), ErrorCode::NotFound) => return Ok(None),
-            Err(e) => return Err(nn_error("loading the VAD graph")(e)),
-        };
-        let ctx = graph.init_execution_context().map_err(nn_error("VAD context"))?;
-        Ok(Some(Box::new(WasiNnVad { ctx, _graph: graph })))
+        Ok(OneGraph::open(crate::vad::GRAPH, "VAD")?.map(|g| Box::new(WasiNnVad(g)) as Box<dyn VadNet>))
     }
 
     fn open_speaker(&mut self) -> Result<Option<Box<dyn SpeakerNet>>, Error> {
-        let graph = match graph::load_by_name(crate::diarize::GRAPH) {
-            Ok(g) => g,
-            Err(e) if matches!(e.code(), ErrorCode::NotFound) => return Ok(None),
-            Err(e) => return Err(nn_error("loading the speaker graph")(e)),
-        };
-        let ctx = graph.init_execution_context().map_err(nn_error("speaker context"))?;
-        Ok(Some(Box::new(WasiNnSpeaker { ctx, _graph: graph })))
+        Ok(OneGraph::open(crate::diarize::GRAPH, "speaker")?.map(|g| Box::new(WasiNnSpeaker(g)) as Box<dyn SpeakerNet>))
     }
 
     fn open(&mut self, model: &str) -> Result<(Model, Box<dyn Inference>), Error> {
@@ -162,12 +150,28 @@ impl Inference for WasiNn {
     }
 }
 
-/// Silero VAD: the LSTM state (`present_h`/`present_c` → `past_h`/`past_c`) stays in the host
-/// between blocks; a block sends its frames and reads one probability per frame.
-struct WasiNnVad {
+/// An optional one-graph network (VAD, speaker encoder) and its execution context.
+struct OneGraph {
     ctx: GraphExecutionContext,
     _graph: Graph,
 }
+
+impl OneGraph {
+    /// `None` when the host has no graph `name` (the feature is then off, not an error).
+    fn open(name: &str, what: &str) -> Result<Option<OneGraph>, Error> {
+        let graph = match graph::load_by_name(name) {
+            Ok(g) => g,
+            Err(e) if matches!(e.code(), ErrorCode::NotFound) => return Ok(None),
+            Err(e) => return Err(nn_error(&format!("loading the {what} graph"))(e)),
+        };
+        let ctx = graph.init_execution_context().map_err(nn_error(&format!("{what} context")))?;
+        Ok(Some(OneGraph { ctx, _graph: graph }))
+    }
+}
+
+/// Silero VAD: the LSTM state (`present_h`/`present_c` → `past_h`/`past_c`) stays in the host
+/// between blocks; a block sends its frames and reads one probability per frame.
+struct WasiNnVad(OneGraph);
 
 impl VadNet for WasiNnVad {
     fn score(&mut self, frames: &[f32], restart: bool) -> Result<Vec<f32>, Error> {
@@ -179,23 +183,20 @@ impl VadNet for WasiNnVad {
             inputs.push(("past_h".into(), Tensor::new(&[1, 1, 128], TensorType::Fp32, &zeros)));
             inputs.push(("past_c".into(), Tensor::new(&[1, 1, 128], TensorType::Fp32, &zeros)));
         }
-        let mut out = self.ctx.compute(inputs).map_err(nn_error("VAD"))?;
+        let mut out = self.0.ctx.compute(inputs).map_err(nn_error("VAD"))?;
         Ok(f32s(&take_output(&mut out, "speech_probs")?))
     }
 }
 
 /// The speaker encoder: one call per batch of partial utterances.
-struct WasiNnSpeaker {
-    ctx: GraphExecutionContext,
-    _graph: Graph,
-}
+struct WasiNnSpeaker(OneGraph);
 
 impl SpeakerNet for WasiNnSpeaker {
     fn embed(&mut self, mels: &[f32], n: usize) -> Result<Vec<f32>, Error> {
         let frames = (mels.len() / n.max(1) / crate::diarize::mel40::N_MELS) as u32;
         let shape = [n as u32, frames, crate::diarize::mel40::N_MELS as u32];
         let inputs = vec![("mels".to_string(), Tensor::new(&shape, TensorType::Fp32, bytemuck::cast_slice(mels)))];
-        let mut out = self.ctx.compute(inputs).map_err(nn_error("speaker encoder"))?;
+        let mut out = self.0.ctx.compute(inputs).map_err(nn_error("speaker encoder"))?;
         Ok(f32s(&take_output(&mut out, "embeddings")?))
     }
 }
