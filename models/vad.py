@@ -16,23 +16,17 @@ sends frames and reads probabilities only. The weights are untouched.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 import onnx
 
-from .sources import ConvertError, fetch_wheel, log, sha256_file
+from .sources import build_wheel_graph
 
 NAME = "vad"
 GRAPH = "silero"
 PACKAGE = "silero-vad==6.2.3"
 MEMBER = "silero_vad/data/silero_vad_16k_sequence.onnx"
 RENAMES = {"h": "past_h", "c": "past_c", "hn": "present_h", "cn": "present_c"}
-STAMP = "stamp.json"
 
 
 def converter_id() -> str:
@@ -50,51 +44,7 @@ def rename(model: onnx.ModelProto, renames: dict[str, str]) -> onnx.ModelProto:
     return model
 
 
-def _up_to_date(dest: Path, want: dict) -> bool:
-    try:
-        stamp = json.loads((dest / STAMP).read_text())
-    except (OSError, ValueError):
-        return False
-    graph = dest / f"{GRAPH}.onnx"
-    return (stamp.get("converter"), stamp.get("pins")) == (want["converter"], want["pins"]) and graph.is_file() \
-        and graph.stat().st_size == stamp.get("bytes")
-
-
 def build(out: Path, pins: dict, cache: Path, force: bool = False) -> Path:
-    pin = pins.get(NAME)
-    if not pin:
-        raise ConvertError(f"pins file has no entry for {NAME!r}")
-    dest = out / NAME
-    want = {"converter": converter_id(), "pins": pin}
-    if not force and _up_to_date(dest, want):
-        log(f"{NAME}: up to date")
-        return dest
-    log(f"{NAME}: Silero VAD from {PACKAGE} -> {dest}")
-    wheel = fetch_wheel(PACKAGE, pin["wheels"][PACKAGE], cache / "wheels")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.tmp-", dir=out))
-    os.chmod(tmp, 0o755)
-    try:
-        raw = tmp / "raw.onnx"
-        try:
-            with zipfile.ZipFile(wheel) as z, z.open(MEMBER) as r, open(raw, "wb") as w:
-                shutil.copyfileobj(r, w)
-        except (zipfile.BadZipFile, KeyError, OSError) as e:
-            raise ConvertError(f"cannot read {MEMBER} from {wheel.name}: {e}") from None
-        want_sha = pin["files"][Path(MEMBER).name]
-        if sha256_file(raw) != want_sha:
-            raise ConvertError(f"checksum mismatch for {MEMBER}: pinned {want_sha}")
-        graph = tmp / f"{GRAPH}.onnx"
-        onnx.save_model(rename(onnx.load(str(raw)), RENAMES), str(graph))
-        onnx.checker.check_model(str(graph))
-        raw.unlink()
-        stamp = dict(want, model=NAME, member=MEMBER, bytes=graph.stat().st_size)
-        (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    log(f"{NAME}: done ({GRAPH}.onnx {(dest / f'{GRAPH}.onnx').stat().st_size / 1e6:.1f} MB)")
-    return dest
+    return build_wheel_graph(out, pins, cache, name=NAME, graph=GRAPH, package=PACKAGE, member=MEMBER,
+                             what="Silero VAD", converter=converter_id(), force=force,
+                             make=lambda raw: rename(onnx.load(str(raw)), RENAMES))
