@@ -16,6 +16,7 @@ pub fn register(s: &mut Suite) {
     s.add("diarize_one_speaker_stays_one", one_speaker_stays_one);
     s.add("diarize_verbose_json_vtt_srt_and_seed_carry_the_speaker", verbose_vtt_srt_and_seed);
     s.add("diarize_bad_parameters_are_400", bad_parameters_are_400);
+    s.add("diarize_host_without_the_speaker_graph", host_without_the_graph);
 }
 
 fn diarized(s: &Server, file: &str, fields: &[(&str, &str)]) -> Value {
@@ -173,4 +174,26 @@ fn bad_parameters_are_400(s: &Server) {
     assert_eq!(r["error"]["param"], "diarize");
     let r = s.transcribe("/", f, &[("diarize", "true"), ("num_speakers", "0")]).expect(400).json();
     assert_eq!(r["error"]["param"], "num_speakers");
+}
+
+/// A host without `speaker/resemblyzer` (as a stock host whose provider lacks it): each way of
+/// asking for speakers is a clear 400 naming the field, a bad value is still reported as such,
+/// and the same host goes on transcribing.
+fn host_without_the_graph(_: &Server) {
+    let host = Server::start_with(&["tiny.en"], &["--env", "WHISPER_MODEL=tiny.en"]).unwrap_or_else(|e| panic!("a tiny.en host: {e}"));
+    let f = "gen/jfk.wav";
+    for (path, fields, param) in [
+        (OPENAI, vec![("response_format", "diarized_json")], "response_format"),
+        (OPENAI, vec![("diarize", "true")], "diarize"),
+        ("/", vec![("diarize", "true")], "diarize"),
+    ] {
+        let r = host.transcribe(path, f, &fields).expect(400).json();
+        let e = &r["error"];
+        assert_eq!(e["param"], param, "{path} {fields:?}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("not available on this host"), "{e}");
+    }
+    let r = host.transcribe(OPENAI, f, &[("diarize", "true"), ("num_speakers", "0")]).expect(400).json();
+    assert_eq!(r["error"]["param"], "num_speakers", "options are checked before the graph is asked for: {r}");
+    let text = host.transcribe(OPENAI, f, &[("response_format", "text")]).expect(200).text();
+    assert!(crate::harness::normalize(&text).contains("ask not what your country can do for you"), "{text}");
 }
