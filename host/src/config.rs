@@ -78,6 +78,20 @@ pub struct Cli {
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub ort_config: Vec<(String, String)>,
 
+    /// Graphs (file names without `.onnx`, comma-separated) that run one at a time across all
+    /// requests, so their large activations are allocated once however many requests are in
+    /// flight; `--serial-graphs=` lets every graph run concurrently (ONNX Runtime only).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "encoder")]
+    pub serial_graphs: Vec<String>,
+
+    /// Heap blocks of at least this size get their own mapping (glibc's `M_MMAP_THRESHOLD`), so
+    /// what a request frees (activations, tensors) goes back to the system at once instead of
+    /// staying in the heap; `0` (the default) keeps glibc's adaptive threshold. Lower memory for
+    /// some speed: 1MiB cut base-int8's peak 427 → 326 MiB with requests in flight, but made
+    /// beam-5 requests ~20 % slower (bench/README.md). `MALLOC_MMAP_THRESHOLD_` wins over this.
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    pub malloc_mmap_threshold: u64,
+
     /// The ONNX Runtime shared library (libonnxruntime.so.1.22.x, from `pip install onnxruntime`).
     #[arg(long, value_name = "PATH", env = "ORT_DYLIB_PATH")]
     pub ort_lib: Option<PathBuf>,
@@ -302,6 +316,12 @@ mod tests {
         assert_eq!(cli.limits().read_timeout, Duration::from_secs(30));
         assert!(cli.guest_env().contains(&("WHISPER_X".into(), "1".into())));
         assert!(!cli.ort_arena && cli.ort_config.is_empty());
+        assert_eq!(cli.serial_graphs, vec!["encoder"]);
+        assert_eq!(cli.malloc_mmap_threshold, 0);
+        assert_eq!(Cli::try_parse_from(["whisper-host", "--malloc-mmap-threshold", "1MiB"]).unwrap().malloc_mmap_threshold, 1 << 20);
+        let serial = |arg: &str| Cli::try_parse_from(["whisper-host", arg]).unwrap().serial_graphs;
+        assert_eq!(serial("--serial-graphs=encoder,speaker"), vec!["encoder", "speaker"]);
+        assert_eq!(serial("--serial-graphs="), vec![""], "none (lib.rs drops the empty name)");
         assert_eq!(cli.log_format, LogFormat::Text);
         assert_eq!(Cli::try_parse_from(["whisper-host", "--log-format", "json"]).unwrap().log_format, LogFormat::Json);
         assert!(Cli::try_parse_from(["whisper-host", "--log-format", "xml"]).is_err());

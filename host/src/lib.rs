@@ -81,6 +81,7 @@ pub fn load_backend_and_models(cli: &Cli) -> anyhow::Result<Models> {
                 target: cli.target,
                 arena: cli.ort_arena,
                 config: cli.ort_config.clone(),
+                serial: cli.serial_graphs.iter().filter(|s| !s.is_empty()).cloned().collect(),
             };
             let backend = OrtBackend::new(&library, options)?;
             tracing::info!(library = %library.display(), threads, target = ?cli.target, "ONNX Runtime ready");

@@ -13,6 +13,7 @@ use whisper_host::{
 
 fn main() {
     let cli = Cli::parse();
+    tune_malloc(cli.malloc_mmap_threshold);
     init_logging(cli.log_format);
     let format = cli.log_format;
     if let Err(e) = run(cli) {
@@ -22,6 +23,20 @@ fn main() {
         }
         std::process::exit(1);
     }
+}
+
+/// `--malloc-mmap-threshold`, before any thread starts. A fixed threshold also turns off glibc's
+/// habit of raising it after each freed large block, which otherwise leaves freed activations in
+/// the heap (base-int8 with requests in flight: peak 427 → 326 MiB at 1 MiB, for ~20 % on beam 5).
+fn tune_malloc(threshold: u64) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if threshold > 0 && std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        let threshold = libc::c_int::try_from(threshold).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only changes allocator parameters; it is called before any other thread.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = threshold;
 }
 
 /// Logs go to stderr: text with colours only on a terminal (and without `NO_COLOR`), or one

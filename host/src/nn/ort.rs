@@ -8,7 +8,8 @@
 //!   over as `past<S>` without leaving ONNX Runtime);
 //! - no lock per graph: ONNX Runtime's `Run` may be called from several threads on one session,
 //!   so [`OrtGraph::run`] calls it through the C API on a shared `&Session` (ort rc.10's safe
-//!   `Session::run` wants `&mut self`);
+//!   `Session::run` wants `&mut self`); only the graphs named in [`OrtOptions::serial`] (by
+//!   default `encoder`) run one at a time, to bound their activation memory;
 //! - guest tensors are handed to ONNX Runtime without a copy (the `Vec<u8>` wasmtime lifted from
 //!   guest memory becomes the tensor's buffer when it is aligned, which the system allocator
 //!   gives in practice); outputs are copied once, into the `Vec<u8>` the wasi-nn API needs.
@@ -73,6 +74,12 @@ pub struct OrtOptions {
     /// Session configuration entries (`session.*` keys of ONNX Runtime's
     /// `onnxruntime_session_options_config_keys.h`), applied to every session.
     pub config: Vec<(String, String)>,
+    /// Graph files (by name without `.onnx`, e.g. `encoder`) whose runs take turns: one run of
+    /// such a graph at a time, across all requests. For a graph whose run allocates far more
+    /// than its inputs and outputs (an encoder over 30 s: ~70 MB of activations), this bounds
+    /// memory to one run's worth however many requests are in flight, at no cost in throughput
+    /// while its runs already fill the shared thread pool.
+    pub serial: Vec<String>,
 }
 
 impl Default for OrtOptions {
@@ -83,6 +90,7 @@ impl Default for OrtOptions {
             target: Target::Cpu,
             arena: false,
             config: Vec::new(),
+            serial: vec!["encoder".into()],
         }
     }
 }
@@ -153,7 +161,11 @@ impl OrtBackend {
             .builder()
             .and_then(|b| b.commit_from_file(path))
             .map_err(|e| anyhow::anyhow!("ONNX Runtime cannot load it: {e}"))?;
-        let graph = OrtGraph::new(session)?;
+        let mut graph = OrtGraph::new(session)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy());
+        if stem.is_some_and(|stem| self.options.serial.iter().any(|s| *s == stem)) {
+            graph.turns = Some(std::sync::Mutex::new(()));
+        }
         let info = graph.info.clone();
         Ok((graph.into_graph(), info))
     }
@@ -316,6 +328,8 @@ struct OrtGraph {
     info: GraphInfo,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
+    /// Held through each run when this graph's runs take turns ([`OrtOptions::serial`]).
+    turns: Option<std::sync::Mutex<()>>,
 }
 
 impl OrtGraph {
@@ -338,6 +352,7 @@ impl OrtGraph {
             output_names: cstrings(&outputs)?,
             info: GraphInfo::new(inputs, outputs),
             session,
+            turns: None,
         })
     }
 
@@ -353,6 +368,8 @@ impl OrtGraph {
         let input_values: Vec<*const ort::sys::OrtValue> = inputs.iter().map(|v| v.ptr()).collect();
         let mut outputs: Vec<*mut ort::sys::OrtValue> = vec![ptr::null_mut(); output_names.len()];
         let inner = self.session.inner();
+        // A poisoned lock only means another run panicked; the session itself is still usable.
+        let _turn = self.turns.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: all pointers are valid for the duration of the call: the names are owned by
         // `self`, the input values by the caller, the session by `inner`; `outputs` has room for
         // one value per output name, and ONNX Runtime allocates them.
