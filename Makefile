@@ -140,6 +140,14 @@ bench: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS="base base-int8"
 	ORT_DYLIB_PATH="$(ORT_LIB)" $(PY) bench/bench.py --host-bin $(HOST) --component $(COMPONENT) --models $(MODELS_DIR) --out bench/results.json $(BENCH_ARGS)
 
+# Where the server's memory goes: at rest, peak through the 184 s beam-5 probe, per extra
+# in-flight request (bench/memory.py; MEMORY_ARGS="--host-arg=... --env K=V" to compare levers).
+MEMORY_ARGS ?=
+.PHONY: bench-memory
+bench-memory: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS="base base-int8"
+	MODELS_DIR=$(MODELS_DIR) $(PY) bench/memory.py --host-bin $(HOST) --component $(COMPONENT) --ort-lib "$(ORT_LIB)" $(MEMORY_ARGS)
+
 # The audio stage alone inside the sandbox: decode speed and memory per format (bench/README.md).
 .PHONY: bench-decode
 # Diarization: DER per constructed conversation of real speakers and the time diarize=true adds
