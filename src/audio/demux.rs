@@ -9,6 +9,7 @@
 use std::io::{Cursor, ErrorKind};
 use std::sync::{Arc, OnceLock};
 
+use symphonia::core::codecs::audio::well_known::CODEC_ID_VORBIS;
 use symphonia::core::codecs::audio::CODEC_ID_NULL_AUDIO;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::registry::CodecRegistry;
@@ -24,6 +25,7 @@ use super::describe::{codec_display_name, nothing_decoded, probe_error, unsuppor
 use super::opus::OpusAudioDecoder;
 use super::sink::{Decoded, Sink, Trim};
 use super::sniff::{Container, Sniff};
+use super::vorbis;
 use super::{unsupported, AudioError, Pcm16k};
 
 /// symphonia's decoders plus ours (Opus).
@@ -295,6 +297,13 @@ fn open_track(
     let Some((track, params)) = usable else {
         return Err(unsupported(unsupported_tracks(tracks, sniffed, bytes)));
     };
+    if params.codec == CODEC_ID_VORBIS {
+        let setup = params
+            .extra_data
+            .as_deref()
+            .and_then(vorbis::setup_in_codec_data);
+        setup.map_or(Ok(()), vorbis::check_setup)?;
+    }
     let options = AudioDecoderOptions::default(); // gapless: the demuxers' trims are applied
     let decoder = registry
         .make_audio_decoder(params, &options)

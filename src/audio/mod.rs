@@ -35,6 +35,7 @@ mod sink;
 mod sniff;
 #[cfg(test)]
 mod tests;
+mod vorbis;
 
 /// Whisper's sample rate in Hz (openai-whisper `audio.SAMPLE_RATE`).
 pub const TARGET_RATE: u32 = 16_000;

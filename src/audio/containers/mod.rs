@@ -31,13 +31,8 @@ pub(super) fn harden(b: &mut [u8]) -> Result<(), AudioError> {
         // are one of its markers: else it scans on (found by fuzzing: a sync word of a layer
         // we sniff as MPEG but it does not register, then a FLAC with a 2 GB picture block,
         // unregistered-sync-then-flac-picture-oom.bin).
-        Sniff::Audio(
-            Container::Ogg
-            | Container::WebM
-            | Container::Matroska
-            | Container::Aiff
-            | Container::Caf,
-        ) => {}
+        Sniff::Audio(Container::Ogg) => ogg::harden(b)?,
+        Sniff::Audio(Container::WebM | Container::Matroska | Container::Aiff | Container::Caf) => {}
         _ if mpeg::probe_marker_at_start(b) => {}
         _ => harden_every_marker(b)?,
     }

@@ -1,4 +1,76 @@
-//! Ogg: whether the upload ends where its last logical stream ends.
+//! Ogg: whether the upload ends where its last logical stream ends, and the Vorbis setup headers
+//! its demuxer reads.
+
+use crate::audio::vorbis;
+use crate::audio::AudioError;
+
+/// Refuses an Ogg upload with a Vorbis setup header that symphonia's demuxer would panic on
+/// while skipping its codebooks ([`vorbis::check_setup`]).
+pub(in crate::audio) fn harden(b: &[u8]) -> Result<(), AudioError> {
+    vorbis_setup_headers(b)
+        .iter()
+        .try_for_each(|packet| vorbis::check_setup(packet))
+}
+
+/// Each Vorbis stream's setup header (its third packet), reassembled from the pages as the
+/// demuxer does: packets are the page segments up to one shorter than 255 bytes, across pages.
+/// A beginning-of-stream page starts the serial number's packets afresh (chained streams).
+fn vorbis_setup_headers(b: &[u8]) -> Vec<Vec<u8>> {
+    /// A logical stream's headers so far.
+    struct Stream {
+        serial: [u8; 4],
+        packets: usize,
+        vorbis: bool,
+        packet: Vec<u8>,
+    }
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut setups = Vec::new();
+    let mut pos = 0usize;
+    while let Some(h) = b.get(pos..pos + 27).filter(|h| &h[..4] == b"OggS") {
+        let serial: [u8; 4] = h[14..18].try_into().expect("4 bytes");
+        let Some(table) = b.get(pos + 27..pos + 27 + usize::from(h[26])) else {
+            break;
+        };
+        if h[5] & 0x02 != 0 {
+            streams.retain(|s| s.serial != serial);
+            streams.push(Stream {
+                serial,
+                packets: 0,
+                vorbis: false,
+                packet: Vec::new(),
+            });
+        }
+        let mut at = pos + 27 + table.len();
+        let mut stream = streams
+            .iter_mut()
+            .find(|s| s.serial == serial && s.packets < 3);
+        for &lace in table {
+            let segment = b
+                .get(at..at + usize::from(lace))
+                .unwrap_or(&b[at.min(b.len())..]);
+            at += usize::from(lace);
+            let Some(s) = stream.as_deref_mut() else {
+                continue;
+            };
+            s.packet.extend_from_slice(segment);
+            if lace == 255 {
+                continue;
+            }
+            s.packets += 1;
+            let packet = std::mem::take(&mut s.packet);
+            if s.packets == 1 {
+                s.vorbis = packet.starts_with(b"\x01vorbis");
+            } else if s.packets == 3 {
+                if s.vorbis {
+                    setups.push(packet);
+                }
+                stream = None;
+            }
+        }
+        pos = at;
+    }
+    setups
+}
 
 /// False when the page walk from the start does not end exactly at the end of the data on a
 /// page flagged end-of-stream: the upload was cut (a partial page is dropped by the demuxer,

@@ -286,3 +286,31 @@ fn lying_length_header_reserves_by_input_size() {
         1_600
     );
 }
+
+#[test]
+fn vorbis_codebooks_symphonia_panics_on_are_corrupt() {
+    // Found by fuzzing (fuzz/regressions/audio/mkv-vorbis-codeword-length-oob.mkv): a Matroska
+    // Vorbis setup header whose length-ordered codewords count past 32 bits; symphonia's
+    // decoder indexed its 33-entry codeword table with the length.
+    let mkv = include_bytes!("../../../fuzz/regressions/audio/mkv-vorbis-codeword-length-oob.mkv");
+    assert_corrupt(mkv, "invalid Vorbis setup header: a codeword 55 bits long");
+    // Made from seed-16k.ogg with a setup header of one lookup type 1 codebook each: the Ogg
+    // demuxer's table size assertions failed (an f32 root rounded up, 0 dimensions, and
+    // (value + 1)^dimensions overflowing a u32).
+    for (bytes, entries) in [
+        (
+            &include_bytes!("../../../fuzz/regressions/audio/vorbis-lookup1-f32-root-panic.ogg")[..],
+            "1953124 entries in 3",
+        ),
+        (
+            include_bytes!("../../../fuzz/regressions/audio/vorbis-lookup1-0-dimensions-panic.ogg"),
+            "4 entries in 0",
+        ),
+        (
+            include_bytes!("../../../fuzz/regressions/audio/vorbis-lookup1-u32-overflow-panic.ogg"),
+            "5 entries in 32",
+        ),
+    ] {
+        assert_corrupt(bytes, &format!("a lookup table over {entries} dimensions"));
+    }
+}
