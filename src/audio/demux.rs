@@ -101,13 +101,20 @@ fn decode_from(
     let trim = match container {
         Some(Container::Mp4) => mp4::audio_trim(bytes),
         // symphonia's Matroska reader ignores the last block's DiscardPadding (Opus's end
-        // padding, up to 20 ms): keep what the Segment's Duration says, when it has one. Other
-        // codecs decode to their exact length; a wrong Duration must not cut them.
+        // padding, up to 20 ms): drop it at the end. Without one, keep what the Segment's
+        // Duration says, when it has one (ffmpeg rounds it up). Other codecs decode to their
+        // exact length; a wrong Duration must not cut them.
         Some(Container::WebM | Container::Matroska) if track.codec_name == "opus" => {
-            declared_seconds(format.as_ref()).map(|keep_s| Trim {
-                skip_s: 0.0,
-                keep_s: Some(keep_s),
-            })
+            match matroska::end_padding_s(bytes, u64::from(track.id)) {
+                0.0 => declared_seconds(format.as_ref()).map(|keep_s| Trim {
+                    keep_s: Some(keep_s),
+                    ..Trim::default()
+                }),
+                drop_end_s => Some(Trim {
+                    drop_end_s,
+                    ..Trim::default()
+                }),
+            }
         }
         _ => None,
     };

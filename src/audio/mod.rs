@@ -13,7 +13,8 @@
 //!    (8–32-bit int, 32/64-bit float, A-law, µ-law), ADPCM, MP1/MP2/MP3, FLAC, Vorbis, AAC,
 //!    ALAC and — through [`opus`], over `ropus` (libopus in Rust) — Opus. Encoder delay and
 //!    padding are removed where the container records them (symphonia's gapless trims for MP3
-//!    and Ogg, Opus pre-skip, and our reading of the MP4 edit list, which symphonia ignores).
+//!    and Ogg, Opus pre-skip, and our reading of what symphonia ignores: the MP4 edit list and
+//!    the DiscardPadding of a WebM's last block).
 //! 4. [`sink`]: downmix every channel by averaging (as `ffmpeg -ac 1` does for
 //!    openai-whisper), clip float samples to full scale and zero NaN (as the references' 16-bit
 //!    conversion does), apply the container's edit and cap the duration while decoding: past

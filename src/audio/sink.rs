@@ -8,11 +8,13 @@ use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef};
 use super::resample::RateStage;
 use super::{AudioError, TARGET_RATE};
 
-/// An edit of the decoded audio: drop `skip_s` seconds at the start, keep at most `keep_s`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// An edit of the decoded audio: drop `skip_s` seconds at the start, keep at most `keep_s`, and
+/// drop `drop_end_s` seconds at the end (known only once the stream has ended).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Trim {
     pub skip_s: f64,
     pub keep_s: Option<f64>,
+    pub drop_end_s: f64,
 }
 
 /// Finished output of [`Sink`].
@@ -156,8 +158,13 @@ impl Sink {
 
     pub(super) fn finish(mut self) -> Option<Decoded> {
         let stage = self.stage.take()?;
-        let duration_s = self.done_seconds + self.segment_frames as f64 / stage.in_rate as f64;
+        let mut duration_s = self.done_seconds + self.segment_frames as f64 / stage.in_rate as f64;
         stage.finish(&mut self.out);
+        if let Some(drop_s) = self.trim.map(|t| t.drop_end_s).filter(|&s| s > 0.0) {
+            let drop = ((drop_s * f64::from(TARGET_RATE)).round() as usize).min(self.out.len());
+            self.out.truncate(self.out.len() - drop);
+            duration_s = (duration_s - drop_s).max(0.0);
+        }
         Some(Decoded {
             samples: self.out,
             source_rate: self.first_rate.unwrap_or(TARGET_RATE),

@@ -382,7 +382,7 @@ pub(in crate::audio) fn audio_trim(b: &[u8]) -> Option<Trim> {
         let skip_s = media_time as f64 / f64::from(media_timescale);
         let keep_s = (duration > 0).then(|| duration as f64 / f64::from(movie_timescale));
         // Priming is a few thousand samples; ignore anything implausible.
-        return (skip_s <= 10.0).then_some(Trim { skip_s, keep_s });
+        return (skip_s <= 10.0).then_some(Trim { skip_s, keep_s, drop_end_s: 0.0 });
     }
     None
 }
