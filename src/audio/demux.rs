@@ -20,7 +20,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
-use super::containers::{matroska, mp4, mpeg, ogg};
+use super::containers::{matroska, mp4, ogg};
 use super::describe::{codec_display_name, nothing_decoded, probe_error, unsupported_tracks};
 use super::opus::OpusAudioDecoder;
 use super::sink::{Decoded, Sink, Trim};
@@ -61,11 +61,7 @@ pub(super) fn decode(
     if let Some(h) = hint {
         apply_hint(&mut probe_hint, h);
     }
-    // symphonia's ADTS reader estimates the duration by seeking to sample points spaced
-    // `(len - 2·pos) / 4` apart and panics on a spacing of 0 (`step_by(0)`): read such data as
-    // a non-seekable stream, which takes its other branch (see `mpeg::adts_midpoint_hazard`).
-    let seekable = !mpeg::adts_midpoint_hazard(&data.0);
-    let first = decode_from(&data, &sniffed, &probe_hint, max_seconds, seekable);
+    let first = decode_from(&data, &sniffed, &probe_hint, max_seconds, true);
     // Retry reading linearly (a source that cannot seek), which needs less of the file:
     // - MP4 whose `mdat` runs past the end (a cut-off upload with the index first): the reader
     //   then stops at `mdat` instead of seeking past it, and reads the samples that are there;
@@ -77,7 +73,7 @@ pub(super) fn decode(
     );
     match first {
         Err(AudioError::Corrupt { .. } | AudioError::Unsupported { .. })
-            if seekable && linear_helps =>
+            if linear_helps =>
         {
             decode_from(&data, &sniffed, &probe_hint, max_seconds, false).or(first)
         }

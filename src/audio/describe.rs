@@ -126,6 +126,11 @@ pub(super) fn codec_display_name(id: AudioCodecId) -> &'static str {
         | codec::CODEC_ID_RA10
         | codec::CODEC_ID_RA20
         | codec::CODEC_ID_SIPR => "RealAudio",
+        codec::CODEC_ID_ADPCM_MS => "Microsoft ADPCM",
+        codec::CODEC_ID_ADPCM_IMA_WAV | codec::CODEC_ID_ADPCM_IMA_QT => "IMA ADPCM",
+        codec::CODEC_ID_ADPCM_G722 | codec::CODEC_ID_ADPCM_G726 | codec::CODEC_ID_ADPCM_G726LE => {
+            "G.72x ADPCM"
+        }
         _ => "an unsupported codec's",
     }
 }

@@ -5,9 +5,9 @@
 //!
 //! 1. [`sniff`]: name the container from its magic bytes ([`sniff::Container`]) and refuse, by
 //!    name, what we know we cannot decode (AMR, WMA, MIDI, …) or what is not audio at all.
-//! 2. [`containers`]: cut leading ID3v2 tags and make the container safe for symphonia, in
-//!    place. **These checks are workarounds for symphonia bugs found by fuzzing** (`fuzz/`):
-//!    each cites its reproducer in `fuzz/regressions/audio/`, and `make test` runs them all.
+//! 2. [`containers`]: cut leading ID3v2 tags, turn the tags we never read into padding, in
+//!    place, and refuse the Vorbis setup headers symphonia 0.6.1 panics on ([`vorbis`]; found
+//!    by fuzzing, with reproducers in `fuzz/regressions/audio/`, which `make test` runs).
 //! 3. [`demux`]: symphonia 0.6 reads the container (WAV, AIFF, CAF, FLAC, Ogg, WebM/Matroska,
 //!    MP4/M4A, MPEG audio, ADTS) and decodes the first audio track it has a decoder for: PCM
 //!    (8–32-bit int, 32/64-bit float, A-law, µ-law), ADPCM, MP1/MP2/MP3, FLAC, Vorbis, AAC,

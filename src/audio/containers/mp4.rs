@@ -1,19 +1,16 @@
-//! MP4/M4A (ISO BMFF): one box iterator, the hardening of what symphonia reads with lengths it
-//! trusts, the edit list it ignores, and the sample entry it leaves unnamed.
+//! MP4/M4A (ISO BMFF): one box iterator, the tags we never read, the edit list symphonia
+//! ignores, and the sample entry it leaves unnamed.
 
 use std::ops::Range;
 
 use crate::audio::sink::Trim;
-use crate::audio::AudioError;
 
-/// One box: where it starts, its type, its payload and whether it runs past the end of the
-/// data (a cut file).
+/// One box: where it starts, its type and its payload (up to the end of the data).
 #[derive(Debug, Clone, PartialEq)]
 pub(in crate::audio) struct Mp4Box {
     pub start: usize,
     pub kind: [u8; 4],
     pub payload: Range<usize>,
-    pub cut: bool,
 }
 
 /// The boxes in `data[range]`, up to the first malformed header, read the way symphonia reads
@@ -54,7 +51,6 @@ impl Iterator for Boxes<'_> {
                     start: pos,
                     kind,
                     payload: pos + 8..pos + 8,
-                    cut: false,
                 });
             }
             1 if pos + 16 <= self.end => {
@@ -74,7 +70,6 @@ impl Iterator for Boxes<'_> {
             start: pos,
             kind,
             payload: pos + header..declared_end.min(b.len()),
-            cut: declared_end > b.len(),
         })
     }
 }
@@ -86,217 +81,22 @@ fn find(data: &[u8], within: Range<usize>, kind: &[u8; 4]) -> Option<Range<usize
         .map(|x| x.payload)
 }
 
-/// Makes an MP4/M4A safe to hand to symphonia, in place: its metadata boxes (`udta`, `meta`:
-/// tags, cover art) become `free` boxes, which it skips unread, and the sample tables and
-/// `hdlr` boxes it reads must be as long as they declare. symphonia allocates a table from its
-/// declared entry count before reading it (mp4-stsc-count-oom.m4a: a 28-byte `stsc` claiming
-/// 2.6 G entries asked for 42 GB) and subtracts `hdlr`'s fixed fields from its length without
-/// a check (mp4-hdlr-size-0-capacity-overflow.m4a). Such a file is corrupt, whatever else is
-/// in it.
-pub(in crate::audio) fn harden(b: &mut [u8]) -> Result<(), AudioError> {
-    fn walk(b: &mut [u8], range: Range<usize>, depth: usize) -> Result<(), AudioError> {
+/// Turns an MP4/M4A's metadata boxes (`udta`, `meta`: tags, cover art) into `free` boxes, in
+/// place, which symphonia skips unread: we use no tags.
+pub(in crate::audio) fn tags_to_free(b: &mut [u8]) {
+    fn walk(b: &mut [u8], range: Range<usize>, depth: usize) {
         let children: Vec<Mp4Box> = Boxes::new(b, range).collect();
-        for Mp4Box {
-            start,
-            kind,
-            payload,
-            cut,
-        } in children
-        {
+        for Mp4Box { start, kind, payload, .. } in children {
             match &kind {
                 b"udta" | b"meta" => b[start + 4..start + 8].copy_from_slice(b"free"),
-                b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" if depth < 8 => {
-                    walk(b, payload, depth + 1)?
+                b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" if depth < 8 => {
+                    walk(b, payload, depth + 1)
                 }
-                // symphonia allocates `hdlr`'s declared name length before reading it.
-                b"hdlr" if cut => {
-                    return Err(AudioError::Corrupt {
-                        detail: "MP4 'hdlr' box runs past the end of the file".into(),
-                    })
-                }
-                _ => check_box(&kind, &b[payload], b.len())?,
+                _ => {}
             }
         }
-        Ok(())
     }
     walk(b, 0..b.len(), 0)
-}
-
-/// Checks one leaf box symphonia reads with a length it trusts (see [`harden`]).
-pub(in crate::audio) fn check_box(
-    kind: &[u8; 4],
-    payload: &[u8],
-    file_len: usize,
-) -> Result<(), AudioError> {
-    let u32_at = |i: usize| {
-        payload
-            .get(i..i + 4)
-            .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
-    };
-    // symphonia reads each sample into a buffer of the size `stsz` gives it, allocated first:
-    // no sample can be larger than the file (3 GB was found by fuzzing:
-    // mp4-sample-size-3gb-oom.m4a).
-    if kind == b"stsz" {
-        let too_big = |size: u32| size as usize > file_len;
-        let count = u32_at(8).unwrap_or(0) as usize;
-        let sizes = payload
-            .get(12..)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .take(count);
-        if u32_at(4).is_some_and(too_big)
-            || sizes
-                .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
-                .any(too_big)
-        {
-            return Err(AudioError::Corrupt {
-                detail: format!(
-                    "MP4 'stsz' declares a sample larger than the {file_len}-byte file"
-                ),
-            });
-        }
-    }
-    // (entry count offset, table offset, bytes per entry); `stsz` has a table only when its
-    // common sample size is 0.
-    let table = match kind {
-        b"stts" => Some((4, 8, 8)),
-        b"stsc" => Some((4, 8, 12)),
-        b"stco" => Some((4, 8, 4)),
-        b"co64" => Some((4, 8, 8)),
-        b"stsz" if u32_at(4) == Some(0) => Some((8, 12, 4)),
-        b"stsz" => Some((8, 12, 0)),
-        // The sample descriptions: `esds` sits inside an `mp4a` entry (after its fixed fields,
-        // whose length depends on the entry's version), so look for the box by its type.
-        b"stsd" => {
-            let mut from = 4;
-            // (`get`: an `stsd` shorter than its 4-byte header was found by fuzzing: mp4-short-stsd-slice-panic.m4a.)
-            while let Some(i) = payload
-                .get(from..)
-                .and_then(|p| p.windows(4).position(|w| w == b"esds"))
-                .map(|i| i + from)
-            {
-                from = i + 4;
-                let size =
-                    u32::from_be_bytes(payload[i - 4..i].try_into().expect("4 bytes")) as usize;
-                if size < 8 {
-                    continue;
-                }
-                // One running past its sample description is read by symphonia from whatever
-                // follows (found by fuzzing: mp4-esds-past-stsd-panic.m4a): corrupt either way.
-                let Some(esds) = payload.get(i + 4..(i - 4).saturating_add(size)) else {
-                    return Err(AudioError::Corrupt {
-                        detail: "MP4 'esds' box runs past its sample description".into(),
-                    });
-                };
-                if !esds_ok(esds) {
-                    return Err(AudioError::Corrupt {
-                        detail: "MP4 'esds' box without a readable ES descriptor".into(),
-                    });
-                }
-            }
-            None
-        }
-        // symphonia makes the track's time base from it: `TimeBase::new(1, 0)` panics (found
-        // by fuzzing: mp4-mdhd-timescale-0-panic.m4a).
-        b"mdhd"
-            if payload
-                .first()
-                .is_some_and(|&v| payload.len() >= if v == 1 { 24 } else { 16 })
-                && timescale(payload).is_none() =>
-        {
-            return Err(AudioError::Corrupt {
-                detail: "MP4 'mdhd' declares a timescale of 0".into(),
-            })
-        }
-        b"hdlr" if payload.len() < 24 => {
-            return Err(AudioError::Corrupt {
-                detail: format!(
-                    "MP4 'hdlr' box of {} bytes is shorter than its fields",
-                    payload.len()
-                ),
-            })
-        }
-        _ => None,
-    };
-    let Some((count_at, table_at, entry)) = table else {
-        return Ok(());
-    };
-    let name = String::from_utf8_lossy(kind);
-    let count = u32_at(count_at).ok_or_else(|| AudioError::Corrupt {
-        detail: format!("MP4 '{name}' box of {} bytes is cut short", payload.len()),
-    })?;
-    let need = table_at as u64 + u64::from(count) * entry;
-    if need > payload.len() as u64 {
-        return Err(AudioError::Corrupt {
-            detail: format!(
-                "MP4 '{name}' table declares {count} entries but holds {} bytes",
-                payload.len()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Whether symphonia can read an `esds` payload (after the box header) without trusting
-/// a length past the data. Its reader unwraps a missing ES descriptor (found by fuzzing:
-/// mp4-esds-without-es-descriptor-panic.m4a),
-/// allocates a decoder-specific info's declared length (up to 256 MiB) before reading it, and
-/// subtracts the fixed fields from descriptor lengths unchecked; this walks the descriptors
-/// the way it does (ES → decoder config → decoder-specific info) and requires each to fit.
-pub(in crate::audio) fn esds_ok(payload: &[u8]) -> bool {
-    /// (tag, content) of the descriptors in `b` while more than 2 bytes are left, as symphonia
-    /// reads them; None if a length (1–4 bytes of 7 bits) or a content runs past `b`.
-    fn descriptors(b: &[u8]) -> Option<Vec<(u8, &[u8])>> {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while b.len() - pos > 2 {
-            let tag = b[pos];
-            pos += 1;
-            let mut len = 0usize;
-            for _ in 0..4 {
-                let x = *b.get(pos)?;
-                pos += 1;
-                len = (len << 7) | usize::from(x & 0x7F);
-                if x & 0x80 == 0 {
-                    break;
-                }
-            }
-            out.push((tag, b.get(pos..pos.checked_add(len)?)?));
-            pos += len;
-        }
-        Some(out)
-    }
-    let Some(top) = payload.get(4..).and_then(descriptors) else {
-        return false;
-    };
-    let mut found = false;
-    for (_, es) in top.into_iter().filter(|(tag, _)| *tag == 3) {
-        // ES_ID (2), flags (1), then the optional fields the flags announce.
-        let Some(&flags) = es.get(2) else {
-            return false;
-        };
-        let mut at = 3;
-        if flags & 0x80 != 0 {
-            at += 2;
-        }
-        if flags & 0x40 != 0 {
-            at += 1 + es.get(at).map_or(0, |&n| usize::from(n));
-        }
-        if flags & 0x20 != 0 {
-            at += 2;
-        }
-        let Some(children) = es.get(at.min(es.len())..).and_then(descriptors) else {
-            return false;
-        };
-        for (_, config) in children.into_iter().filter(|(tag, _)| *tag == 4) {
-            // 13 bytes of fields, then the decoder-specific info among its descriptors.
-            if config.len() < 13 || descriptors(&config[13..]).is_none() {
-                return false;
-            }
-        }
-        found = true;
-    }
-    found
 }
 
 /// The first audio sample entry (`stsd`) fourcc of an MP4/MOV file, named; None if not found.

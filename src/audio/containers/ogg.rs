@@ -13,8 +13,10 @@ pub(in crate::audio) fn harden(b: &[u8]) -> Result<(), AudioError> {
 }
 
 /// Each Vorbis stream's setup header (its third packet), reassembled from the pages as the
-/// demuxer does: packets are the page segments up to one shorter than 255 bytes, across pages.
-/// A beginning-of-stream page starts the serial number's packets afresh (chained streams).
+/// demuxer does: packets are the page segments up to one shorter than 255 bytes, across pages;
+/// pages are found wherever they are, as the demuxer resyncs (and as the probe finds an Ogg
+/// stream after data it does not recognise). A beginning-of-stream page starts the serial
+/// number's packets afresh (chained streams).
 fn vorbis_setup_headers(b: &[u8]) -> Vec<Vec<u8>> {
     /// A logical stream's headers so far.
     struct Stream {
@@ -26,7 +28,15 @@ fn vorbis_setup_headers(b: &[u8]) -> Vec<Vec<u8>> {
     let mut streams: Vec<Stream> = Vec::new();
     let mut setups = Vec::new();
     let mut pos = 0usize;
-    while let Some(h) = b.get(pos..pos + 27).filter(|h| &h[..4] == b"OggS") {
+    while let Some(h) = b.get(pos..pos + 27) {
+        if &h[..4] != b"OggS" {
+            // Lost sync (or data before the first page): the demuxer scans for the next page.
+            match b[pos + 1..].windows(4).position(|w| w == b"OggS") {
+                Some(skip) => pos += 1 + skip,
+                None => break,
+            }
+            continue;
+        }
         let serial: [u8; 4] = h[14..18].try_into().expect("4 bytes");
         let Some(table) = b.get(pos + 27..pos + 27 + usize::from(h[26])) else {
             break;

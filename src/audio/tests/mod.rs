@@ -6,7 +6,7 @@ mod hardening;
 mod naming;
 mod signal;
 
-use super::containers::{self, flac, id3, mp4, mpeg, wav};
+use super::containers::{flac, id3, mp4, wav};
 use super::sink::{full_scale, initial_reserve};
 use super::*;
 
