@@ -20,7 +20,7 @@ pub use params::{DiarizeOptions, KnownSpeaker};
 
 use crate::error::Error;
 use crate::mel::SAMPLE_RATE;
-use crate::nn::{SpeakerNet, VadNet};
+use crate::nn::SpeakerNet;
 use crate::transcribe::Transcript;
 use crate::vad::{self, Region, VadOptions};
 
@@ -95,16 +95,17 @@ pub fn letter(i: usize) -> String {
     s
 }
 
-/// Diarizes `samples` (16 kHz, the original audio the transcript's times refer to).
+/// Diarizes `samples` (16 kHz, the original audio the transcript's times refer to), in the
+/// speech regions of their VAD scores `probs` ([`vad::speech_probs`]; `None`: all speech).
 pub fn diarize(
     net: &mut dyn SpeakerNet,
-    vad_net: Option<&mut dyn VadNet>,
+    probs: Option<&[f32]>,
     samples: &[f32],
     transcript: Transcript,
     opts: &DiarizeOptions,
 ) -> Result<(Transcript, Speakers), Error> {
-    let regions = match vad_net {
-        Some(v) => vad::speech_regions(&vad::speech_probs(v, samples)?, samples.len(), &diarization_vad()),
+    let regions = match probs {
+        Some(probs) => vad::speech_regions(probs, samples.len(), &diarization_vad()),
         None => vec![Region { start: 0, end: samples.len() }],
     };
     let windows = embed::embed_regions(net, samples, &regions)?;

@@ -160,6 +160,9 @@ pub struct Prepared {
     pub duration: f32,
     /// The original audio at 16 kHz, kept only for diarization.
     pub pcm: Option<Vec<f32>>,
+    /// Its VAD scores, when VAD filtered it and the audio is kept: diarization finds its own
+    /// speech regions in them instead of running the network again.
+    pub speech_probs: Option<Vec<f32>>,
 }
 
 impl Prepared {
@@ -191,12 +194,14 @@ pub fn prepare_audio(file: &form::FilePart, model: &Model, config: &Config, vad:
     let duration = vad::map::seconds(pcm.samples.len());
     if let Some(options) = vad.options_for(duration).cloned() {
         let net = vad.net.as_deref_mut().expect("options_for checked the network");
-        let (speech, map) = vad::keep_speech(net, &pcm.samples, &options)?;
-        let pcm = keep_pcm.then_some(pcm.samples);
-        return Ok(Prepared { mel: mel::log_mel(&speech, n_mels), speech: Some(map), duration, pcm });
+        let probs = vad::speech_probs(net, &pcm.samples)?;
+        let (speech, map) = vad::keep_speech(&probs, &pcm.samples, &options);
+        let mel = mel::log_mel(&speech, n_mels);
+        let (pcm, speech_probs) = if keep_pcm { (Some(pcm.samples), Some(probs)) } else { (None, None) };
+        return Ok(Prepared { mel, speech: Some(map), duration, pcm, speech_probs });
     }
     let mel = mel::log_mel(&pcm.samples, n_mels);
-    Ok(Prepared { mel, speech: None, duration, pcm: keep_pcm.then_some(pcm.samples) })
+    Ok(Prepared { mel, speech: None, duration, pcm: keep_pcm.then_some(pcm.samples), speech_probs: None })
 }
 
 /// Diarization for this request (`diarize::params`): the speaker encoder, a VAD of its own for
@@ -235,14 +240,21 @@ impl Diarizer {
         Ok(Self { net, vad: engine.open_vad()?, options })
     }
 
-    /// The transcript split at speaker changes, and who speaks each segment and word.
+    /// The transcript split at speaker changes, and who speaks each segment and word. The
+    /// speech regions come from the transcription's VAD scores when it filtered the audio, else
+    /// from a VAD pass of our own (when the host has the graph), else the whole audio is speech.
     pub fn run(&mut self, audio: &Prepared, t: Transcript) -> Result<(Transcript, Speakers), Error> {
         let samples = audio.pcm.as_deref().ok_or_else(|| Error::Internal("diarization without the audio".into()))?;
-        let vad: Option<&mut dyn VadNet> = match self.vad.as_mut() {
-            Some(v) => Some(v.as_mut()),
-            None => None,
+        let scored;
+        let probs = match (&audio.speech_probs, self.vad.as_mut()) {
+            (Some(probs), _) => Some(probs.as_slice()),
+            (None, Some(net)) => {
+                scored = vad::speech_probs(net.as_mut(), samples)?;
+                Some(scored.as_slice())
+            }
+            (None, None) => None,
         };
-        diarize::diarize(self.net.as_mut(), vad, samples, t, &self.options)
+        diarize::diarize(self.net.as_mut(), probs, samples, t, &self.options)
     }
 }
 

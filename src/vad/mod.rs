@@ -99,11 +99,11 @@ pub fn speech_probs(net: &mut dyn VadNet, samples: &[f32]) -> Result<Vec<f32>, E
     Ok(probs)
 }
 
-/// The speech of `samples` glued together, and the map back to the original times.
-pub fn keep_speech(net: &mut dyn VadNet, samples: &[f32], opts: &VadOptions) -> Result<(Vec<f32>, SpeechMap), Error> {
-    let probs = speech_probs(net, samples)?;
-    let regions = speech_regions(&probs, samples.len(), opts);
-    Ok((SpeechMap::glue(samples, &regions), SpeechMap::new(&regions, samples.len(), opts.speech_pad_ms / 1000.0)))
+/// The speech of `samples` (scored by [`speech_probs`]) glued together, and the map back to
+/// the original times.
+pub fn keep_speech(probs: &[f32], samples: &[f32], opts: &VadOptions) -> (Vec<f32>, SpeechMap) {
+    let regions = speech_regions(probs, samples.len(), opts);
+    (SpeechMap::glue(samples, &regions), SpeechMap::new(&regions, samples.len(), opts.speech_pad_ms / 1000.0))
 }
 
 /// A transcript of the glued speech, moved to the original audio's times and duration.
@@ -161,13 +161,14 @@ mod tests {
         samples.extend(vec![0.0; 10 * s]);
         samples.extend(vec![0.9; 3 * s]);
         let mut net = Loudness { calls: Vec::new(), frames: Vec::new() };
-        let (glued, map) = keep_speech(&mut net, &samples, &VadOptions::default()).unwrap();
+        let (glued, map) = keep_speech(&speech_probs(&mut net, &samples).unwrap(), &samples, &VadOptions::default());
         // Each part plus 0.4 s of pad on each side that has silence.
         assert!((map.kept_seconds() - 6.8).abs() < 0.04, "{}", map.kept_seconds());
         assert_eq!(glued.len() as f32 / s as f32, map.kept_seconds());
         assert_eq!(map.original_seconds(), 16.0);
         // Nothing loud: nothing kept.
-        let (glued, map) = keep_speech(&mut net, &vec![0.0; 5 * s], &VadOptions::default()).unwrap();
+        let silence = vec![0.0; 5 * s];
+        let (glued, map) = keep_speech(&speech_probs(&mut net, &silence).unwrap(), &silence, &VadOptions::default());
         assert!(glued.is_empty() && map.kept_seconds() == 0.0);
     }
 }
