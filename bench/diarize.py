@@ -61,6 +61,18 @@ def post(base: str, wav: Path, fields: dict) -> tuple[dict, float]:
     return r.json(), time.monotonic() - t0
 
 
+def no_overlap(segments: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Whisper's segments in time order, each starting no earlier than the previous one ends
+    (its timestamps may overlap by a few tens of ms, which simpleder refuses), empty ones dropped."""
+    out, end = [], 0.0
+    for speaker, start, stop in sorted(segments, key=lambda s: s[1]):
+        start = max(start, end)
+        if stop > start:
+            out.append((speaker, start, stop))
+            end = stop
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", help="a running host (default: start one)")
@@ -80,7 +92,7 @@ def main() -> int:
             ref = [(t["speaker"], float(t["start"]), float(t["end"])) for t in truth["turns"]]
             v, _ = post(base, GEN / "diar" / f"{name}.wav", {"response_format": "verbose_json", "diarize": "true"})
             turns = [(t["speaker"], float(t["start"]), float(t["end"])) for t in v["speaker_turns"] if t["end"] > t["start"]]
-            segs = [(s["speaker"], float(s["start"]), float(s["end"])) for s in v["segments"] if s["end"] > s["start"]]
+            segs = no_overlap([(s["speaker"], float(s["start"]), float(s["end"])) for s in v["segments"]])
             der, seg_der = simpleder.DER(ref, turns), simpleder.DER(ref, segs)
             ders.append(der)
             seg_ders.append(seg_der)
