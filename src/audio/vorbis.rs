@@ -212,46 +212,21 @@ mod tests {
         matches!(check_setup(packet), Err(AudioError::Corrupt { .. }))
     }
 
+    /// One length-ordered codebook of 2 entries in 1 dimension: its first length (5 bits, + 1),
+    /// then `rest` (the runs and what follows).
+    fn ordered(first: u32, rest: &[(u32, u32)]) -> Vec<u8> {
+        let head = [(0, 8), SYNC, (1, 16), (2, 24), (1, 1), (first, 5)];
+        setup(&[&head[..], rest].concat())
+    }
+
     #[test]
     fn ordered_lengths_past_32_bits_are_refused() {
-        // 2 entries, ordered, first length 32: one entry of 32 bits, then one of 33.
-        let past = setup(&[
-            (0, 8),
-            SYNC,
-            (1, 16),
-            (2, 24),
-            (1, 1),
-            (31, 5),
-            (1, 2),
-            (1, 1),
-            (0, 4),
-        ]);
-        assert!(refused(&past));
+        // First length 32: one entry of 32 bits, then one of 33; no lookup table.
+        assert!(refused(&ordered(31, &[(1, 2), (1, 1), (0, 4)])));
         // Lengths 31 and 32: valid.
-        let fine = setup(&[
-            (0, 8),
-            SYNC,
-            (1, 16),
-            (2, 24),
-            (1, 1),
-            (30, 5),
-            (1, 2),
-            (1, 1),
-            (0, 4),
-        ]);
-        check_setup(&fine).unwrap();
+        check_setup(&ordered(30, &[(1, 2), (1, 1), (0, 4)])).unwrap();
         // Empty runs at lengths 33 and on add no codeword (the header then runs out).
-        let empty_runs = setup(&[
-            (0, 8),
-            SYNC,
-            (1, 16),
-            (2, 24),
-            (1, 1),
-            (31, 5),
-            (1, 2),
-            (0, 1),
-        ]);
-        check_setup(&empty_runs).unwrap();
+        check_setup(&ordered(31, &[(1, 2), (0, 1)])).unwrap();
     }
 
     #[test]

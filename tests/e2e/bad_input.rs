@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::{fixture, normalize, Reply, Server, Suite};
+use crate::harness::{fixture, jfk_repeated_wav, normalize, Reply, Server, Suite};
 
 const JFK: &str = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 const ASK_NOT: &str = "ask not what your country can do for you";
@@ -88,9 +88,7 @@ fn former_decoder_panics_are_clean_errors(s: &Server) {
 fn memory_limit_ends_only_its_request(_: &Server) {
     let host = Server::start_with(&["tiny.en"], &["--env", "WHISPER_MODEL=tiny.en", "--max-memory", "64MiB"])
         .unwrap_or_else(|e| panic!("a host capped at 64 MiB: {e}"));
-    let jfk = jfk_samples();
-    let ten_minutes: Vec<i16> = jfk.iter().copied().cycle().take(16_000 * 600).collect();
-    let r = host.post_form("/", &[("file", Some("ten-minutes.wav"), wav(&ten_minutes, 16_000, None))]);
+    let r = host.post_form("/", &[("file", Some("ten-minutes.wav"), jfk_repeated_wav(600))]);
     let e = expect_error(r, 500, "64 MiB memory limit");
     assert_eq!(e["code"], "memory_limit", "{e}");
     host.get("/health").unwrap().expect(200);

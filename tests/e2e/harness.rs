@@ -246,6 +246,19 @@ impl Reply {
 }
 
 /// A clip under tests/fixtures/ (or an absolute path).
+/// jfk.wav's samples repeated for `seconds`, as a WAV with jfk's own header (a long upload of
+/// real speech, made in the test: 19 MiB for 10 minutes).
+pub fn jfk_repeated_wav(seconds: usize) -> Vec<u8> {
+    let wav = fixture("gen/jfk.wav");
+    let at = wav.windows(4).position(|w| w == b"data").expect("data chunk") + 8;
+    let samples: Vec<u8> = wav[at..].iter().copied().cycle().take(2 * 16_000 * seconds).collect();
+    let mut out = wav[..at].to_vec();
+    out[at - 4..at].copy_from_slice(&(samples.len() as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&((at - 8 + samples.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&samples);
+    out
+}
+
 pub fn fixture(path: &str) -> Vec<u8> {
     let p = if path.starts_with('/') {
         PathBuf::from(path)

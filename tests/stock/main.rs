@@ -14,7 +14,7 @@
 #[path = "../e2e/harness.rs"]
 mod harness;
 
-use harness::{env_path, fixture, free_addr, normalize, Server, Suite};
+use harness::{env_path, fixture, free_addr, jfk_repeated_wav, normalize, Server, Suite};
 use std::process::Command;
 
 const JFK: &str = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
@@ -41,14 +41,18 @@ fn main() {
 /// Stock `wasmtime serve` with the composed component: WASI cli (a Rust std component needs it),
 /// nothing else of ours, every linear memory capped at [`MAX_MEMORY`].
 fn start_stock() -> Result<Server, String> {
-    let wasmtime = env_path("WASMTIME_BIN")?;
-    let edge = env_path("WHISPER_EDGE_WASM")?;
+    launch_stock(&[]).map(|(server, _)| server)
+}
+
+/// [`start_stock`] with `extra` arguments to `wasmtime serve`; also returns its address.
+fn launch_stock(extra: &[&str]) -> Result<(Server, String), String> {
     let addr = free_addr()?;
-    let mut cmd = Command::new(wasmtime);
+    let mut cmd = Command::new(env_path("WASMTIME_BIN")?);
     cmd.args(["serve", "-S", "cli", "--addr", &addr, "--env", "WHISPER_MODEL=base"])
+        .args(extra)
         .args(["-W", &format!("max-memory-size={MAX_MEMORY}")])
-        .arg(edge);
-    Server::launch(cmd, &addr)
+        .arg(env_path("WHISPER_EDGE_WASM")?);
+    Ok((Server::launch(cmd, &addr)?, addr))
 }
 
 fn composed() -> Vec<u8> {
@@ -192,20 +196,8 @@ fn stock_random_bytes_then_healthy(s: &Server) {
 /// 10-minute upload (minutes of work here) fails alone with a 500 after about 3 s, and the same
 /// server goes on answering, through the component, at once.
 fn stock_timeout_ends_only_its_request(_: &Server) {
-    let addr = free_addr().unwrap();
-    let mut cmd = Command::new(env_path("WASMTIME_BIN").unwrap());
-    cmd.args(["serve", "-S", "cli", "--addr", &addr, "--env", "WHISPER_MODEL=base", "-W", "timeout=3s"])
-        .args(["-W", &format!("max-memory-size={MAX_MEMORY}")])
-        .arg(env_path("WHISPER_EDGE_WASM").unwrap());
-    let server = Server::launch(cmd, &addr).unwrap();
-    let wav = fixture("gen/jfk.wav");
-    let at = wav.windows(4).position(|w| w == b"data").expect("data chunk") + 8;
-    let samples = &wav[at..];
-    let ten_minutes: Vec<u8> = samples.iter().copied().cycle().take(2 * 16_000 * 600).collect();
-    let mut long = wav[..at].to_vec();
-    long[at - 4..at].copy_from_slice(&(ten_minutes.len() as u32).to_le_bytes());
-    long[4..8].copy_from_slice(&(at as u32 - 8 + ten_minutes.len() as u32).to_le_bytes());
-    long.extend_from_slice(&ten_minutes);
+    let (server, _) = launch_stock(&["-W", "timeout=3s"]).unwrap();
+    let long = jfk_repeated_wav(600);
     let started = std::time::Instant::now();
     let r = server.post_form("/", &[("file", Some("ten-minutes.wav"), long)]);
     println!("    killed: {} after {:.1} s", r.status, started.elapsed().as_secs_f64());
@@ -219,12 +211,7 @@ fn stock_timeout_ends_only_its_request(_: &Server) {
 /// On a stock host the component applies the key rule itself (the `api-keys` crate, as our
 /// host does before reading a body): several keys, Bearer / X-API-Key / ?api_key=.
 fn stock_api_keys_refused_and_accepted(_: &Server) {
-    let addr = free_addr().unwrap();
-    let mut cmd = Command::new(env_path("WASMTIME_BIN").unwrap());
-    cmd.args(["serve", "-S", "cli", "--addr", &addr, "--env", "WHISPER_MODEL=base", "--env", "WHISPER_API_KEY=stock-k1,stock-k2"])
-        .args(["-W", &format!("max-memory-size={MAX_MEMORY}")])
-        .arg(env_path("WHISPER_EDGE_WASM").unwrap());
-    let server = Server::launch(cmd, &addr).unwrap();
+    let (server, addr) = launch_stock(&["--env", "WHISPER_API_KEY=stock-k1,stock-k2"]).unwrap();
     let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
     let url = |path: &str| format!("http://{addr}{path}");
     let status = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| r.unwrap().status().as_u16();
