@@ -156,6 +156,14 @@ bench-diarize: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS=base
 	WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) MODELS_DIR=$(MODELS_DIR) $(PY) bench/diarize.py
 
+# Transcribe while uploading: how far behind a live (real-time paced) upload the text is
+# (bench/live.py; starts its own host with base and vad). LIVE_ARGS="--pace 2" to change.
+LIVE_ARGS ?=
+.PHONY: bench-live
+bench-live: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS=base
+	WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) MODELS_DIR=$(MODELS_DIR) $(PY) bench/live.py $(LIVE_ARGS)
+
 bench-decode: setup setup-tools fixtures
 	$(CARGO) build --release --target wasm32-wasip2 --example decode
 	bash bench/decode.sh $(TOOLS_BIN)/wasmtime $(TARGET_DIR)/wasm32-wasip2/release/examples/decode.wasm tests/fixtures/gen

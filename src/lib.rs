@@ -16,6 +16,7 @@ pub mod form;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod live;
 pub mod mel;
 pub mod model;
 pub mod nn;
@@ -34,7 +35,10 @@ mod component {
     use spin_sdk::http_component;
 
     use crate::config::Config;
-    use crate::http::{self, HttpRequest, Reply};
+    use crate::http::{self, Body, HttpRequest, Reply};
+    use crate::error::Error;
+    use spin_sdk::wit::wasi::http0_2_0::types::{http_error_code, ErrorCode, IncomingBody};
+    use wasi_io::io::streams::StreamError;
 
     #[http_component]
     async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -46,13 +50,71 @@ mod component {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let reply = match req.into_body().await {
-            Ok(body) => {
-                let request = HttpRequest { method, path_with_query, headers, body };
-                http::handle(request, &Config::from_env(), &mut crate::wasi_nn::WasiNnEngine).await
+        // The body is read when the route needs it: whole for a form, piece by piece for a
+        // live upload (`http::api::live`), which is transcribed while it arrives.
+        let body = match body_stream(req) {
+            Ok(body) => body,
+            Err(e) => {
+                let reply = http::error_reply(&e);
+                return send(reply, out);
             }
-            Err(e) => http::error_reply(&crate::error::Error::bad_request(format!("could not read the request body: {e:?}"))),
         };
+        let request = HttpRequest { method, path_with_query, headers, body };
+        let reply = http::handle(request, &Config::from_env(), &mut crate::wasi_nn::WasiNnEngine).await;
+        send(reply, out);
+    }
+
+    /// The request body as a [`Body::Stream`] of blocking reads.
+    fn body_stream(req: IncomingRequest) -> Result<Body, Error> {
+        let body = req.consume().map_err(|()| Error::bad_request("the request body was already read"))?;
+        let stream = body.stream().map_err(|()| Error::bad_request("the request body cannot be read"))?;
+        // The stream is a child of the body: dropped first (tuple fields drop in order).
+        let mut open = Some((stream, body));
+        let next = move || -> Result<Option<Vec<u8>>, Error> {
+            let Some((stream, _)) = &open else { return Ok(None) };
+            match stream.blocking_read(64 * 1024) {
+                Ok(piece) => Ok(Some(piece)),
+                Err(StreamError::Closed) => {
+                    if let Some((stream, body)) = open.take() {
+                        drop(stream);
+                        let _ = IncomingBody::finish(body);
+                    }
+                    Ok(None)
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    open = None;
+                    Err(read_error(http_error_code(&e), e.to_debug_string()))
+                }
+            }
+        };
+        Ok(Body::Stream(Box::new(next)))
+    }
+
+    /// What a failed body read says: the host's limits by name. Hosts differ in how they
+    /// report them: wasi:http's error code when the host attaches one, else its message
+    /// (wasmtime-wasi-http 48 gives "connection read timeout" without a code).
+    fn read_error(code: Option<ErrorCode>, debug: String) -> Error {
+        let message = debug.lines().next().unwrap_or_default().to_string();
+        let lower = message.to_ascii_lowercase();
+        match code {
+            Some(ErrorCode::HttpRequestBodySize(Some(n))) => {
+                Error::TooLarge(format!("the request body is larger than the {n} byte limit"))
+            }
+            Some(ErrorCode::HttpRequestBodySize(None)) => Error::TooLarge("the request body is larger than the host allows".into()),
+            _ if lower.contains("body size") || lower.contains("too large") => {
+                Error::TooLarge(format!("the request body is larger than the host allows ({message})"))
+            }
+            Some(ErrorCode::ConnectionReadTimeout) => stalled(),
+            _ if lower.contains("read timeout") => stalled(),
+            _ => Error::bad_request(format!("the request body could not be read: {message}")),
+        }
+    }
+
+    fn stalled() -> Error {
+        Error::bad_request("the request body stalled: nothing was received for longer than the host waits")
+    }
+
+    fn send(reply: Reply, out: ResponseOutparam) {
         let mut headers = vec![("content-type".to_owned(), reply.content_type().as_bytes().to_vec())];
         headers.extend(reply.headers().iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())));
         if let Reply::Stream { .. } = reply {

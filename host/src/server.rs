@@ -250,12 +250,17 @@ impl Server {
             phase: Phase::Waiting,
         };
         // The body is read before the request takes a slot, so slow or stalled uploads wait in
-        // the queue rather than hold a slot that running requests need.
-        let req = match self.read_body(&request_id, req, length).await {
-            Ok(req) => req,
-            Err((response, why)) => {
-                client.phase = Phase::Answered;
-                return reject(response, why);
+        // the queue rather than hold a slot that running requests need; a live recording is
+        // the exception (see `streams_body`).
+        let req = if streams_body(&req, length) {
+            self.stream_body(&request_id, req)
+        } else {
+            match self.read_body(&request_id, req, length).await {
+                Ok(req) => req,
+                Err((response, why)) => {
+                    client.phase = Phase::Answered;
+                    return reject(response, why);
+                }
             }
         };
         let waiting = Instant::now();
@@ -457,6 +462,43 @@ impl Server {
         Ok(Request::from_parts(parts, body))
     }
 
+    /// Hands the body to the guest as it arrives, under the same limits as [`Self::read_body`]:
+    /// past `max_body_bytes`, or when no piece arrives for `read_timeout`, the guest's next
+    /// read fails (with `http-request-body-size` / `connection-read-timeout`) and it answers
+    /// as it sees fit, e.g. with an error event on a stream it has begun.
+    fn stream_body(&self, request_id: &str, req: Request<Incoming>) -> Request<GuestBody> {
+        let (parts, body) = req.into_parts();
+        let (max, timeout) = (self.limits.max_body_bytes, self.limits.read_timeout);
+        let (send, receive) = tokio::sync::mpsc::channel(4);
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move {
+            let mut body = Limited::new(body, max as usize);
+            loop {
+                let piece = match tokio::time::timeout(timeout, body.frame()).await {
+                    Ok(None) => break,
+                    Ok(Some(Ok(frame))) => Ok(frame),
+                    Err(_) => {
+                        tracing::warn!(request_id, "the streamed request body stalled");
+                        Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)
+                    }
+                    Ok(Some(Err(e))) if e.is::<LengthLimitError>() => {
+                        tracing::warn!(request_id, limit = max, "the streamed request body is too large");
+                        Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)))
+                    }
+                    Ok(Some(Err(e))) => match e.downcast::<hyper::Error>() {
+                        Ok(e) => Err(wasmtime_wasi_http::Error::Hyper(*e)),
+                        Err(_) => Err(wasmtime_wasi_http::Error::HttpProtocolError),
+                    },
+                };
+                let failed = piece.is_err();
+                if send.send(piece).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Request::from_parts(parts, ChannelBody(receive).boxed_unsync())
+    }
+
     fn stalled(&self) -> Response<ResponseBody> {
         let mut response = json_error(
             StatusCode::REQUEST_TIMEOUT,
@@ -510,6 +552,31 @@ impl ReplyLabels {
 
 /// The request body handed to the guest.
 pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+/// Whether the body goes to the guest as it arrives instead of being read whole first: audio
+/// (`audio/*`) of unknown length (chunked), i.e. a live recording, which the guest may process
+/// while it is still being sent. Such a request takes its slot before its body arrives.
+fn streams_body(req: &Request<Incoming>, length: Option<u64>) -> bool {
+    let audio = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| {
+        t.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("audio/"))
+    });
+    length.is_none() && audio
+}
+
+/// A body whose frames come through a channel (from the task that reads the client's).
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<hyper::body::Frame<Bytes>, wasmtime_wasi_http::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx)
+    }
+}
 
 fn content_length(req: &Request<Incoming>) -> Result<Option<u64>, ()> {
     match req.headers().get(CONTENT_LENGTH) {

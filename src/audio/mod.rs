@@ -30,6 +30,7 @@
 mod containers;
 mod demux;
 mod describe;
+pub mod live;
 mod opus;
 mod resample;
 mod sink;

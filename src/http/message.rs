@@ -3,12 +3,73 @@
 
 use serde_json::Value;
 
+use crate::error::Error;
+
 pub struct HttpRequest {
     pub method: String,
     /// Path and query, e.g. `/?language=de`.
     pub path_with_query: String,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// A request body: in memory, or read as it arrives (wasi:http), so a live upload is
+/// transcribed while it is still being sent (`api::live`).
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream(Box<dyn BodyStream>),
+}
+
+/// A body read piece by piece; blocks until the next piece arrives.
+pub trait BodyStream {
+    /// The next piece, `None` at the end; an error when the host or client ended it early
+    /// (e.g. the host's size limit or its read timeout).
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error>;
+}
+
+impl<F: FnMut() -> Result<Option<Vec<u8>>, Error>> BodyStream for F {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        self()
+    }
+}
+
+impl Body {
+    /// The next piece of the body (all of it, for one in memory).
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Body::Bytes(b) if b.is_empty() => Ok(None),
+            Body::Bytes(b) => Ok(Some(std::mem::take(b))),
+            Body::Stream(s) => s.next_chunk(),
+        }
+    }
+
+    /// The body, when it is in memory.
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Body::Bytes(b) => Some(b),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// The whole body.
+    pub fn read_all(self) -> Result<Vec<u8>, Error> {
+        match self {
+            Body::Bytes(b) => Ok(b),
+            Body::Stream(mut s) => {
+                let mut all = Vec::new();
+                while let Some(piece) = s.next_chunk()? {
+                    all.extend_from_slice(&piece);
+                }
+                Ok(all)
+            }
+        }
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Body::Bytes(b)
+    }
 }
 
 impl HttpRequest {
@@ -29,6 +90,11 @@ impl HttpRequest {
                 (percent_decode(k), percent_decode(v))
             })
             .collect()
+    }
+
+    /// The media type without its parameters, lower case (`audio/wav`).
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
     }
 
     /// Whether the client prefers HTML (a browser's navigation), by its `Accept` header.
@@ -113,7 +179,7 @@ mod tests {
 
     fn req(path: &str, accept: Option<&str>) -> HttpRequest {
         let headers = accept.map(|a| vec![("Accept".to_string(), a.to_string())]).unwrap_or_default();
-        HttpRequest { method: "GET".into(), path_with_query: path.into(), headers, body: vec![] }
+        HttpRequest { method: "GET".into(), path_with_query: path.into(), headers, body: Vec::new().into() }
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod request;
 mod router;
 
 pub use error::{error_object, error_reply};
-pub use message::{HttpRequest, Reply, StreamJob};
+pub use message::{Body, BodyStream, HttpRequest, Reply, StreamJob};
 
 use crate::config::Config;
 use crate::nn::Engine;

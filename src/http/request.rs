@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::decode::Task;
 use crate::error::Error;
 use crate::form::{self, Form};
+use crate::live::LiveVad;
 use crate::mel::{self, LogMel};
 use crate::model::Model;
 use crate::diarize::{self, DiarizeOptions, Speakers};
@@ -20,7 +21,8 @@ use crate::vad::{self, SpeechMap, VadMode};
 pub async fn read_form(req: HttpRequest, config: &Config) -> Result<(Form, Vec<(String, String)>), Error> {
     let query = req.query();
     let content_type = req.header("content-type").map(str::to_string);
-    let form = form::parse(content_type.as_deref(), req.body, config.form_limits).await?;
+    let body = req.body.read_all()?;
+    let form = form::parse(content_type.as_deref(), body, config.form_limits).await?;
     if form.files.is_empty() {
         return Err(Error::bad_param("file", "no file in the form: send the audio as a file field (curl -F file=@audio.mp3)"));
     }
@@ -137,6 +139,16 @@ impl Vad {
             })?),
         };
         Ok(Self { mode, net })
+    }
+
+    /// The network and options that cut a live upload at pauses: unless VAD was turned off,
+    /// when the host has the graph.
+    pub fn into_live(self) -> Option<LiveVad> {
+        let options = match self.mode {
+            VadMode::Off => return None,
+            VadMode::Auto(options) | VadMode::On { options, .. } => options,
+        };
+        Some(LiveVad { net: self.net?, options })
     }
 
     /// The options to filter `seconds` of audio with, if it is to be filtered.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::api::{meta, openai, page, seed};
+use super::api::{live, meta, openai, page, seed};
 use super::message::{HttpRequest, Reply};
 use crate::config::Config;
 use crate::decode::Task;
@@ -28,7 +28,15 @@ pub async fn route(req: HttpRequest, config: &Config, engine: &mut dyn Engine) -
             } else {
                 ("/v1/audio/transcriptions", Task::Transcribe)
             };
-            (template, async { post()?; check_api_key(&req, config)?; openai::transcription(req, task, config, engine).await }.await)
+            (template, async {
+                post()?;
+                check_api_key(&req, config)?;
+                if live::is_live(&req) {
+                    return live::transcription(req, task, config, engine);
+                }
+                openai::transcription(req, task, config, engine).await
+            }
+            .await)
         }
         "/v1/models" => ("/v1/models", get().and_then(|()| check_api_key(&req, config)).map(|()| Reply::json(200, &openai::models(config, engine)))),
         "/health" => ("/health", get().map(|()| Reply::json(200, &json!({"status": "ok"})))),

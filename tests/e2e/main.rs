@@ -10,6 +10,7 @@ mod backends;
 mod bad_input;
 mod formats;
 mod harness;
+mod live;
 mod seed;
 mod startup;
 mod vad;
@@ -26,5 +27,6 @@ fn main() {
     startup::register(&mut suite);
     vad::register(&mut suite);
     diarize::register(&mut suite);
+    live::register(&mut suite);
     std::process::exit(suite.run());
 }

@@ -13,7 +13,8 @@ use crate::http::message::{HttpRequest, Reply};
 use crate::http::request;
 use crate::nn::Engine;
 use crate::output::{self, Granularities, OutputFormat};
-use crate::transcribe;
+use crate::form::Form;
+use crate::transcribe::{self, Segment, Transcript};
 
 /// Model names `GET /v1/models` looks for when `WHISPER_MODELS` does not list them: wasi-nn
 /// has no way to enumerate a host's graphs, so the component asks for each by name.
@@ -38,6 +39,59 @@ pub fn models(config: &Config, engine: &mut dyn Engine) -> Value {
     json!({"object": "list", "data": data})
 }
 
+/// `timestamp_granularities[]` (form or query) and whether it was given at all.
+pub(super) fn granularities(form: &Form, query: &[(String, String)]) -> Result<(Granularities, bool), Error> {
+    let mut given: Vec<String> = form
+        .field_values("timestamp_granularities[]")
+        .chain(form.field_values("timestamp_granularities"))
+        .map(str::to_string)
+        .collect();
+    given.extend(query.iter().filter(|(k, _)| k.starts_with("timestamp_granularities")).map(|(_, v)| v.clone()));
+    if given.is_empty() {
+        return Ok((Granularities::default(), false));
+    }
+    let mut g = Granularities { segment: false, word: false };
+    for v in given.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        match v {
+            "segment" => g.segment = true,
+            "word" => g.word = true,
+            other => {
+                return Err(Error::bad_param(
+                    "timestamp_granularities",
+                    format!("unknown timestamp granularity '{other}': use 'segment' and/or 'word'"),
+                ))
+            }
+        }
+    }
+    Ok((g, true))
+}
+
+/// The SSE events of one decoded segment: its text as OpenAI's `transcript.text.delta`, then
+/// (`segments`) the segment as `transcript.text.segment`, with its words when `words`.
+pub(super) fn segment_events(seg: &Segment, segments: bool, words: bool) -> Vec<Value> {
+    let mut events = vec![json!({"type": "transcript.text.delta", "delta": seg.text, "logprobs": null})];
+    if segments {
+        let mut event = output::segment_json(seg);
+        event["type"] = "transcript.text.segment".into();
+        if words {
+            event["words"] = output::words_json(seg.words.iter());
+        }
+        events.push(event);
+    }
+    events
+}
+
+/// `transcript.text.done`; with segment events also the language and duration.
+pub(super) fn done_event(t: &Transcript, segments: bool) -> Value {
+    let mut done = json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null});
+    if segments {
+        done["language"] = t.language.as_str().into();
+        done["language_probability"] = output::round(t.language_probability, 4).into();
+        done["duration"] = output::round(t.duration, 3).into();
+    }
+    done
+}
+
 pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine: &mut dyn Engine) -> Result<Reply, Error> {
     let (form, query) = request::read_form(req, config).await?;
     let get = |name: &str| request::option(&form, &query, name);
@@ -45,28 +99,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     let vad_mode = request::vad_mode(&form, &query)?;
     opts.task = task;
     let format = OutputFormat::parse(&get("response_format").unwrap_or_default())?;
-    let mut granularities: Vec<String> = form
-        .field_values("timestamp_granularities[]")
-        .chain(form.field_values("timestamp_granularities"))
-        .map(str::to_string)
-        .collect();
-    granularities.extend(query.iter().filter(|(k, _)| k.starts_with("timestamp_granularities")).map(|(_, v)| v.clone()));
-    let mut g = Granularities::default();
-    if !granularities.is_empty() {
-        g = Granularities { segment: false, word: false };
-        for v in granularities.iter().flat_map(|v| v.split(',')).map(str::trim) {
-            match v {
-                "segment" => g.segment = true,
-                "word" => g.word = true,
-                other => {
-                    return Err(Error::bad_param(
-                        "timestamp_granularities",
-                        format!("unknown timestamp granularity '{other}': use 'segment' and/or 'word'"),
-                    ))
-                }
-            }
-        }
-    }
+    let (g, granularities_given) = granularities(&form, &query)?;
     // Diarization (response_format=diarized_json, diarize=true or known speakers) splits
     // segments at words, so it always aligns words; they are listed only when asked for.
     let diarizing = format == OutputFormat::DiarizedJson || request::wants_diarization(&form, &query)?;
@@ -102,19 +135,11 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
         // the language and duration. Without it the stream is exactly OpenAI's.
         // Diarized, the segment events (with `speaker`) come after the whole audio was
         // transcribed and its speakers found, before the done event.
-        let segment_events = !granularities.is_empty() && diarizer.is_none();
+        let with_segments = granularities_given && diarizer.is_none();
         let job = Box::new(move |write: &mut dyn FnMut(&[u8])| {
             let mut emit = |v: Value| write(format!("data: {v}\n\n").as_bytes());
             let result = audio.transcribe(nn.as_mut(), &model, &opts, &mut |seg| {
-                emit(json!({"type": "transcript.text.delta", "delta": seg.text, "logprobs": null}));
-                if segment_events {
-                    let mut event = output::segment_json(seg);
-                    event["type"] = "transcript.text.segment".into();
-                    if g.word {
-                        event["words"] = output::words_json(seg.words.iter());
-                    }
-                    emit(event);
-                }
+                segment_events(seg, with_segments, g.word).into_iter().for_each(&mut emit)
             });
             let result = match (result, diarizer.as_mut()) {
                 (Ok(t), Some(d)) => d.run(&audio, t).map(|(t, speakers)| {
@@ -127,15 +152,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
                 (r, _) => r,
             };
             match result {
-                Ok(t) => {
-                    let mut done = json!({"type": "transcript.text.done", "text": t.text.trim(), "logprobs": null});
-                    if segment_events {
-                        done["language"] = t.language.as_str().into();
-                        done["language_probability"] = output::round(t.language_probability, 4).into();
-                        done["duration"] = output::round(t.duration, 3).into();
-                    }
-                    emit(done)
-                }
+                Ok(t) => emit(done_event(&t, with_segments)),
                 Err(e) => emit(json!({"type": "error", "error": error_object(&e).1})),
             }
         });
