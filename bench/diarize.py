@@ -20,37 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from host import start_host
 import simpleder
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO / "tests/fixtures/gen"
-
-
-def start_host(port: int) -> subprocess.Popen:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    ort = next((REPO / ".venv/lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"))
-    cmd = [os.environ.get("WHISPER_HOST_BIN", str(target / "release/whisper-host")), "--listen", f"127.0.0.1:{port}",
-           "--component", os.environ.get("WHISPER_COMPONENT", str(target / "wasm32-wasip2/release/whisper_component.wasm")),
-           "--models", os.environ.get("MODELS_DIR", str(REPO / "models/build")),
-           "--model", "base", "--model", "vad", "--model", "speaker"]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, ORT_DYLIB_PATH=str(ort)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit("the host did not become ready")
 
 
 def post(base: str, wav: Path, fields: dict) -> tuple[dict, float]:
@@ -81,7 +61,7 @@ def main() -> int:
     proc = None
     base = args.url
     if not base:
-        proc = start_host(18931)
+        proc = start_host(18931, ["base", "vad", "speaker"])
         base = "http://127.0.0.1:18931"
     try:
         sets = sorted(p.stem for p in (GEN / "diar").glob("*.json"))

@@ -23,41 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import jiwer
 import requests
+from host import start_host
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO / "tests/fixtures/gen"
 CLIPS = {"speech_gap": GEN / "e2e/speech_gap.wav", "long3m": GEN / "e2e/long3m.wav"}
-
-
-def start_host(port: int, model: str) -> subprocess.Popen:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    ort = next((REPO / ".venv/lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"))
-    cmd = [os.environ.get("WHISPER_HOST_BIN", str(target / "release/whisper-host")), "--listen", f"127.0.0.1:{port}",
-           "--component", os.environ.get("WHISPER_COMPONENT", str(target / "wasm32-wasip2/release/whisper_component.wasm")),
-           "--models", os.environ.get("MODELS_DIR", str(REPO / "models/build")), "--model", model, "--model", "vad",
-           "--threads", "2"]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, ORT_DYLIB_PATH=str(ort)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit("the host did not become ready")
 
 
 def split_wav(path: Path) -> tuple[bytes, bytes]:
@@ -134,7 +113,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18931)
     ap.add_argument("--out", default=str(REPO / "bench/live.json"))
     args = ap.parse_args()
-    host = start_host(args.port, args.model)
+    host = start_host(args.port, [args.model, "vad"], ["--threads", "2"])
     base = f"http://127.0.0.1:{args.port}"
     results = {}
     try:

@@ -436,22 +436,22 @@ impl Server {
     ) -> Result<Request<GuestBody>, (Response<ResponseBody>, Rejection)> {
         let max = self.limits.max_body_bytes;
         let (parts, body) = req.into_parts();
-        let mut body = Limited::new(body, max as usize);
+        let mut body = LimitedBody::new(body, &self.limits);
         let mut data = Vec::with_capacity(length.unwrap_or(0).min(max) as usize);
         loop {
-            match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
-                Err(_) => {
+            match body.next().await {
+                Piece::Stalled => {
                     tracing::warn!(request_id, received = data.len(), length, "the request body stalled");
                     return Err((self.stalled(), Rejection::Stalled));
                 }
-                Ok(None) => break,
-                Ok(Some(Ok(frame))) => {
+                Piece::End => break,
+                Piece::Frame(frame) => {
                     if let Ok(chunk) = frame.into_data() {
                         data.extend_from_slice(&chunk);
                     }
                 }
-                Ok(Some(Err(e))) if e.is::<LengthLimitError>() => return Err((self.too_large(), Rejection::TooLarge)),
-                Ok(Some(Err(e))) => {
+                Piece::TooLarge => return Err((self.too_large(), Rejection::TooLarge)),
+                Piece::Failed(e) => {
                     tracing::warn!(request_id, error = %e, "reading the request body failed");
                     let response = json_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body", "the request body could not be read");
                     return Err((response, Rejection::BadRequest));
@@ -468,24 +468,24 @@ impl Server {
     /// as it sees fit, e.g. with an error event on a stream it has begun.
     fn stream_body(&self, request_id: &str, req: Request<Incoming>) -> Request<GuestBody> {
         let (parts, body) = req.into_parts();
-        let (max, timeout) = (self.limits.max_body_bytes, self.limits.read_timeout);
+        let max = self.limits.max_body_bytes;
+        let mut body = LimitedBody::new(body, &self.limits);
         let (send, receive) = tokio::sync::mpsc::channel(4);
         let request_id = request_id.to_owned();
         tokio::spawn(async move {
-            let mut body = Limited::new(body, max as usize);
             loop {
-                let piece = match tokio::time::timeout(timeout, body.frame()).await {
-                    Ok(None) => break,
-                    Ok(Some(Ok(frame))) => Ok(frame),
-                    Err(_) => {
+                let piece = match body.next().await {
+                    Piece::End => break,
+                    Piece::Frame(frame) => Ok(frame),
+                    Piece::Stalled => {
                         tracing::warn!(request_id, "the streamed request body stalled");
                         Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)
                     }
-                    Ok(Some(Err(e))) if e.is::<LengthLimitError>() => {
+                    Piece::TooLarge => {
                         tracing::warn!(request_id, limit = max, "the streamed request body is too large");
                         Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)))
                     }
-                    Ok(Some(Err(e))) => match e.downcast::<hyper::Error>() {
+                    Piece::Failed(e) => match e.downcast::<hyper::Error>() {
                         Ok(e) => Err(wasmtime_wasi_http::Error::Hyper(*e)),
                         Err(_) => Err(wasmtime_wasi_http::Error::HttpProtocolError),
                     },
@@ -561,6 +561,40 @@ fn streams_body(req: &Request<Incoming>, length: Option<u64>) -> bool {
         t.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("audio/"))
     });
     length.is_none() && audio
+}
+
+/// A client's request body read under `max_body_bytes` and `read_timeout`: the one rule for
+/// bodies read whole ([`Server::read_body`]) and streamed ([`Server::stream_body`]).
+struct LimitedBody {
+    body: Limited<Incoming>,
+    timeout: Duration,
+}
+
+/// What the next read of a [`LimitedBody`] gave.
+enum Piece {
+    Frame(hyper::body::Frame<Bytes>),
+    End,
+    /// Nothing arrived for `read_timeout`.
+    Stalled,
+    /// Past `max_body_bytes`.
+    TooLarge,
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl LimitedBody {
+    fn new(body: Incoming, limits: &Limits) -> Self {
+        LimitedBody { body: Limited::new(body, limits.max_body_bytes as usize), timeout: limits.read_timeout }
+    }
+
+    async fn next(&mut self) -> Piece {
+        match tokio::time::timeout(self.timeout, self.body.frame()).await {
+            Err(_) => Piece::Stalled,
+            Ok(None) => Piece::End,
+            Ok(Some(Ok(frame))) => Piece::Frame(frame),
+            Ok(Some(Err(e))) if e.is::<LengthLimitError>() => Piece::TooLarge,
+            Ok(Some(Err(e))) => Piece::Failed(e),
+        }
+    }
 }
 
 /// A body whose frames come through a channel (from the task that reads the client's).

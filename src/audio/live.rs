@@ -59,7 +59,6 @@ impl Layout {
 
 /// Decodes a live upload as its bytes arrive.
 pub struct LiveDecoder {
-    wav: bool,
     /// Bytes not yet used: the header while it is incomplete, then a partial frame.
     buf: Vec<u8>,
     /// Known once the header is read.
@@ -67,7 +66,6 @@ pub struct LiveDecoder {
     stage: Option<RateStage>,
     /// Data bytes still to read when the WAV header gave a real size.
     data_left: Option<u64>,
-    frames: u64,
     max_seconds: f64,
 }
 
@@ -77,7 +75,7 @@ impl LiveDecoder {
         let mut parts = content_type.split(';').map(str::trim);
         let essence = parts.next().unwrap_or("").to_ascii_lowercase();
         let max_seconds = if max_seconds.is_nan() { f64::INFINITY } else { max_seconds as f64 };
-        let mut d = LiveDecoder { wav: true, buf: Vec::new(), layout: None, stage: None, data_left: None, frames: 0, max_seconds };
+        let mut d = LiveDecoder { buf: Vec::new(), layout: None, stage: None, data_left: None, max_seconds };
         match essence.as_str() {
             "audio/wav" | "audio/wave" | "audio/x-wav" | "audio/vnd.wave" => Ok(d),
             "audio/l16" | "audio/pcm" => {
@@ -92,7 +90,6 @@ impl LiveDecoder {
                     }
                 }
                 let rate = rate.ok_or_else(|| unsupported(format!("{essence} without a rate (send e.g. {essence};rate=16000)")))?;
-                d.wav = false;
                 d.start(Layout { encoding: Encoding::I16Be, channels, rate })?;
                 Ok(d)
             }
@@ -110,7 +107,12 @@ impl LiveDecoder {
 
     /// Seconds of audio received so far.
     pub fn seconds(&self) -> f64 {
-        self.layout.map_or(0.0, |l| self.frames as f64 / l.rate as f64)
+        self.layout.map_or(0.0, |l| self.frames() as f64 / l.rate as f64)
+    }
+
+    /// Source frames received (the resampler counts them).
+    fn frames(&self) -> u64 {
+        self.stage.as_ref().map_or(0, |s| s.n_in)
     }
 
     /// Decodes `bytes`, appending 16 kHz samples to `out`.
@@ -156,7 +158,7 @@ impl LiveDecoder {
         if self.layout.is_none() {
             return Err(if self.buf.is_empty() { AudioError::Empty } else { corrupt("the WAV header is incomplete".into()) });
         }
-        if self.frames == 0 {
+        if self.frames() == 0 {
             return Err(AudioError::Empty);
         }
         if let Some(stage) = self.stage.take() {
@@ -183,12 +185,10 @@ impl LiveDecoder {
             let sum: f32 = frame.chunks_exact(step).map(|s| layout.sample(s)).sum();
             stage.pending.push(sum / layout.channels as f32);
         }
-        let n = (whole / width) as u64;
-        self.frames += n;
-        stage.n_in += n;
+        stage.n_in += (whole / width) as u64;
         self.buf.drain(..whole);
         stage.drain(out);
-        if self.frames as f64 / layout.rate as f64 > self.max_seconds {
+        if self.seconds() > self.max_seconds {
             return Err(AudioError::TooLong { max_seconds: self.max_seconds as f32 });
         }
         Ok(())

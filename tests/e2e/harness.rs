@@ -250,13 +250,18 @@ impl Reply {
 /// real speech, made in the test: 19 MiB for 10 minutes).
 pub fn jfk_repeated_wav(seconds: usize) -> Vec<u8> {
     let wav = fixture("gen/jfk.wav");
-    let at = wav.windows(4).position(|w| w == b"data").expect("data chunk") + 8;
+    let at = wav_samples_at(&wav);
     let samples: Vec<u8> = wav[at..].iter().copied().cycle().take(2 * 16_000 * seconds).collect();
     let mut out = wav[..at].to_vec();
     out[at - 4..at].copy_from_slice(&(samples.len() as u32).to_le_bytes());
     out[4..8].copy_from_slice(&((at - 8 + samples.len()) as u32).to_le_bytes());
     out.extend_from_slice(&samples);
     out
+}
+
+/// Where a WAV's samples start: after its `data` chunk's header.
+pub fn wav_samples_at(wav: &[u8]) -> usize {
+    wav.windows(4).position(|w| w == b"data").expect("data chunk") + 8
 }
 
 pub fn fixture(path: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{fixture, normalize, Server, Suite};
+use crate::harness::{fixture, normalize, wav_samples_at, Server, Suite};
 
 /// jfk (0–11 s), 40 s of silence, then this from 51 s (tests/fixtures/make_e2e_fixtures.sh).
 const GAP: &str = "gen/e2e/speech_gap.wav";
@@ -141,7 +141,7 @@ fn dechunk(raw: &[u8], chunked: bool) -> Vec<u8> {
 /// "unknown length" placeholder a recorder writes to a pipe.
 fn live_wav(path: &str) -> (Vec<u8>, Vec<u8>) {
     let wav = fixture(path);
-    let at = wav.windows(4).position(|w| w == b"data").expect("data chunk") + 8;
+    let at = wav_samples_at(&wav);
     let mut head = wav[..at].to_vec();
     head[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
     (head, wav[at..].to_vec())
