@@ -44,8 +44,9 @@ pub struct StepOutput {
 }
 
 pub trait Inference {
-    /// Encodes one 30 s window: `mel` is `[n_mels, 3000]` row-major. Every later `decode`
-    /// attends to it until the next `encode`.
+    /// Encodes 30 s windows: `mel` is `[batch, n_mels, 3000]` row-major (one window, or several
+    /// for batched long-form). Every later `decode` attends to them until the next `encode`,
+    /// its rows grouped by window (`batch / windows` rows each, in window order).
     fn encode(&mut self, mel: &[f32]) -> Result<(), Error>;
 
     /// One decoder step over `tokens`: `batch` rows of equal length `T`, row-major.

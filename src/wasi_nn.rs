@@ -107,8 +107,11 @@ struct WasiNn {
 
 impl Inference for WasiNn {
     fn encode(&mut self, mel: &[f32]) -> Result<(), Error> {
-        let frames = (mel.len() / self.n_mels) as u32;
-        let t = Tensor::new(&[1, self.n_mels as u32, frames], TensorType::Fp32, bytemuck::cast_slice(mel));
+        // `batch` windows of [n_mels, 3000] (a shorter input is one window of fewer frames).
+        let window = self.n_mels * crate::mel::N_FRAMES;
+        let batch = if mel.len() > window && mel.len() % window == 0 { mel.len() / window } else { 1 };
+        let frames = (mel.len() / batch / self.n_mels) as u32;
+        let t = Tensor::new(&[batch as u32, self.n_mels as u32, frames], TensorType::Fp32, bytemuck::cast_slice(mel));
         // A fresh decoder context: the old one's stored inputs (the previous window's 37 MB of
         // cross K/V for base, and its self-attention cache) are freed before the encoder
         // allocates the next window's, instead of when the decoder receives them.

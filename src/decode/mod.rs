@@ -7,13 +7,14 @@
 
 pub mod filters;
 pub mod options;
+mod search;
 
 pub use options::{DecodeOptions, Strategy, Task};
 
 use crate::error::Error;
-use crate::model::{Model, SECONDS_PER_TIMESTAMP};
+use crate::model::Model;
 use crate::nn::Inference;
-use filters::{apply_timestamp_rules, log_sum_exp, log_sum_exp_from, log_sum_exp_scaled, max_of, suppress};
+use filters::log_sum_exp;
 
 /// The outcome of decoding one window.
 #[derive(Debug, Clone)]
@@ -41,11 +42,22 @@ pub fn detect_language(
     nn: &mut dyn Inference,
     model: &Model,
 ) -> Result<Vec<(String, f32)>, Error> {
+    detect_language_of_first(nn, model, 1)
+}
+
+/// [`detect_language`] of the first of `n_windows` windows encoded together.
+pub fn detect_language_of_first(
+    nn: &mut dyn Inference,
+    model: &Model,
+    n_windows: usize,
+) -> Result<Vec<(String, f32)>, Error> {
     if model.config.languages.is_empty() {
         return Ok(vec![("en".to_string(), 1.0)]);
     }
-    let out = nn.decode(&[model.special().sot], 1, &[0], true, false)?;
-    Ok(language_probs(model, &out.logits))
+    let n = n_windows.max(1);
+    let windows: Vec<u32> = (0..n as u32).collect();
+    let out = nn.decode(&vec![model.special().sot; n], n, &windows, true, false)?;
+    Ok(language_probs(model, &out.logits[..model.config.dims.n_vocab]))
 }
 
 fn language_probs(model: &Model, logits: &[f32]) -> Vec<(String, f32)> {
@@ -79,12 +91,19 @@ fn task_tokens(model: &Model, opts: &DecodeOptions) -> Vec<u32> {
     rest
 }
 
-/// One live row of the batch.
-#[derive(Clone)]
-struct Row {
-    sampled: Vec<u32>,
-    logprobs: Vec<f32>,
-    sum_logprob: f32,
+/// The prompt, in the two calls it is sent in: `[<|startofprev|> previous…]
+/// <|startoftranscript|>` (whose logits give the no-speech probability), then the task tokens.
+fn prompt(model: &Model, opts: &DecodeOptions) -> (Vec<u32>, Vec<u32>) {
+    let sp = model.special();
+    let n_ctx = model.config.dims.n_text_ctx;
+    let mut head = Vec::new();
+    if !opts.previous_tokens.is_empty() {
+        let keep = (n_ctx / 2 - 1).min(opts.previous_tokens.len());
+        head.push(sp.sot_prev);
+        head.extend_from_slice(&opts.previous_tokens[opts.previous_tokens.len() - keep..]);
+    }
+    head.push(sp.sot);
+    (head, task_tokens(model, opts))
 }
 
 /// Decodes the window last passed to `nn.encode`.
@@ -93,216 +112,79 @@ pub fn decode_window(
     model: &Model,
     opts: &DecodeOptions,
 ) -> Result<DecodeResult, Error> {
-    let sp = *model.special();
-    let n_ctx = model.config.dims.n_text_ctx;
-    let vocab = model.config.dims.n_vocab;
-
-    // Prompt: [<|startofprev|> previous…] <|startoftranscript|> | task tokens. The first part
-    // ends at sot, whose logits give the no-speech probability.
-    let mut head = Vec::new();
-    if !opts.previous_tokens.is_empty() {
-        let keep = (n_ctx / 2 - 1).min(opts.previous_tokens.len());
-        head.push(sp.sot_prev);
-        head.extend_from_slice(&opts.previous_tokens[opts.previous_tokens.len() - keep..]);
-    }
-    head.push(sp.sot);
-    let rest = task_tokens(model, opts);
-    let prompt_len = head.len() + rest.len();
-
-    let first = nn.decode(&head, 1, &[0], true, false)?;
-    let no_speech_prob = softmax_at(&first.logits[..vocab], sp.no_speech as usize);
-    let mut logits = if rest.is_empty() {
-        first.logits
-    } else {
-        nn.decode(&rest, 1, &[0], false, false)?.logits
-    };
-
-    let (n_rows, temperature) = match opts.strategy {
-        Strategy::Greedy => (1, 0.0),
-        Strategy::Sample { temperature, best_of } => (best_of.max(1), temperature),
-        Strategy::Beam { beam_size, .. } => (beam_size.max(1), 0.0),
-    };
-    // Every row starts from the single prompt row: its logits serve all of them.
-    if n_rows > 1 {
-        logits = logits.repeat(n_rows);
-    }
-    let mut rows = vec![Row { sampled: Vec::new(), logprobs: Vec::new(), sum_logprob: 0.0 }; n_rows];
-    // The backend's cache row of each live row: all rows start from the one prompt row.
-    let mut cache_row: Vec<u32> = vec![0; n_rows];
-    let mut finished: Vec<Row> = Vec::new();
-    let max_candidates = match opts.strategy {
-        Strategy::Beam { beam_size, patience } => ((beam_size as f32) * patience).round().max(1.0) as usize,
-        _ => n_rows,
-    };
-    let max_initial = if opts.max_initial_timestamp_s > 0.0 {
-        Some((opts.max_initial_timestamp_s / SECONDS_PER_TIMESTAMP).round() as u32)
-    } else {
-        None
-    };
-    let sample_len = opts.sample_len.min(n_ctx - prompt_len);
-    let mut rng = Rng(opts.seed | 1);
-    let mut log_norms = Vec::with_capacity(n_rows);
-    let mut maxima = Vec::with_capacity(n_rows);
-    // At temperature > 0, the normaliser of `logits[r] / temperature`, the distribution a token
-    // is drawn from.
-    let mut sample_norms = Vec::with_capacity(n_rows);
-
-    for step in 0..sample_len {
-        // Filter each row's logits; row r's log-probabilities are then
-        // `logits[r] - log_norms[r]`, never materialised: argmax, top-k and sampling read the
-        // logits (51 865 per row for base) directly.
-        //
-        // A token is scored by the unscaled log-softmax even when it was drawn at temperature
-        // T > 0 from `logits / T`, as openai/whisper (`GreedyDecoder.update`: `log_softmax` of
-        // the unscaled logits) and CTranslate2 (`RandomSampler` returns the unscaled
-        // log-probability of the drawn id) do: `avg_logprob` is what the fallback thresholds
-        // and the `best_of` ranking read, and the scaled one is much closer to 0 at low T.
-        log_norms.clear();
-        maxima.clear();
-        sample_norms.clear();
-        for (r, row) in rows.iter().enumerate() {
-            let l = &mut logits[r * vocab..(r + 1) * vocab];
-            if opts.suppress_blank && row.sampled.is_empty() {
-                suppress(l, &model.config.suppress_ids_begin);
-            }
-            suppress(l, &model.suppress);
-            let max = if opts.without_timestamps {
-                max_of(l)
-            } else {
-                apply_timestamp_rules(l, &row.sampled, &sp, max_initial)
-            };
-            if temperature > 0.0 {
-                sample_norms.push(log_sum_exp_scaled(l, max, temperature));
-            }
-            log_norms.push(log_sum_exp_from(l, max));
-            maxima.push(max);
-        }
-        let row_logits = |r: usize| &logits[r * vocab..(r + 1) * vocab];
-
-        // Choose the next rows: (source row, token, new sum).
-        let next: Vec<(usize, u32, f32)> = match opts.strategy {
-            Strategy::Beam { beam_size, .. } => {
-                beam_step(&rows, row_logits, &log_norms, beam_size, sp.eot, &mut finished, max_candidates)
-            }
-            _ => rows
-                .iter()
-                .enumerate()
-                .map(|(r, row)| {
-                    let l = row_logits(r);
-                    let t = if temperature > 0.0 {
-                        rng.sample(l, temperature, sample_norms[r])
-                    } else {
-                        // The first index of the row's maximum, already known: a plain compare
-                        // pass instead of argmax's data-dependent one.
-                        l.iter().position(|x| *x == maxima[r]).unwrap_or(0) as u32
-                    };
-                    (r, t, row.sum_logprob + (l[t as usize] - log_norms[r]))
-                })
-                .collect(),
-        };
-
-        let mut next_rows = Vec::with_capacity(next.len());
-        let mut cache_index = Vec::with_capacity(next.len());
-        let mut step_tokens = Vec::with_capacity(next.len());
-        for (src, token, sum) in next {
-            let mut row = rows[src].clone();
-            let token_logprob = sum - row.sum_logprob;
-            row.sum_logprob = sum;
-            if token == sp.eot {
-                if !matches!(opts.strategy, Strategy::Beam { .. }) {
-                    finished.push(row);
-                }
-                continue;
-            }
-            row.sampled.push(token);
-            row.logprobs.push(token_logprob);
-            next_rows.push(row);
-            cache_index.push(cache_row[src]);
-            step_tokens.push(token);
-        }
-        rows = next_rows;
-        let beam_done = matches!(opts.strategy, Strategy::Beam { .. }) && finished.len() >= max_candidates;
-        if rows.is_empty() || beam_done || step + 1 == sample_len {
-            break;
-        }
-        logits = nn.decode(&step_tokens, rows.len(), &cache_index, false, false)?.logits;
-        cache_row = (0..rows.len() as u32).collect();
-    }
-
-    // Rows cut off by the length limit still compete (Whisper's `finalize`).
-    if finished.len() < n_rows.min(max_candidates).max(1) {
-        let mut live = rows;
-        live.sort_by(|a, b| b.sum_logprob.total_cmp(&a.sum_logprob));
-        finished.extend(live.into_iter().take(n_rows.max(1) - finished.len().min(n_rows)));
-    }
-    // Rank by length-normalised log-probability (Whisper's MaximumLikelihoodRanker with no
-    // length penalty).
-    let best = finished
-        .into_iter()
-        .max_by(|a, b| {
-            let score = |r: &Row| r.sum_logprob / (r.sampled.len().max(1) as f32);
-            score(a).total_cmp(&score(b))
-        })
-        .ok_or_else(|| Error::Internal("decoding produced no sequence".into()))?;
-
-    let text = model.tokenizer.decode(&best.sampled);
-    Ok(DecodeResult {
-        avg_logprob: best.sum_logprob / (best.sampled.len() + 1) as f32,
-        sum_logprob: best.sum_logprob,
-        compression_ratio: compression_ratio(&text),
-        text,
-        tokens: best.sampled,
-        token_logprobs: best.logprobs,
-        no_speech_prob,
-        temperature,
-    })
+    let mut results = decode_windows(nn, model, std::slice::from_ref(opts))?;
+    results.pop().ok_or_else(|| Error::Internal("decoding produced no result".into()))
 }
 
-/// One step of Whisper's beam search: each beam proposes its `beam_size + 1` best tokens;
-/// the best `beam_size` unfinished proposals continue, finished ones are collected.
-fn beam_step<'a>(
-    rows: &[Row],
-    row_logits: impl Fn(usize) -> &'a [f32],
-    log_norms: &[f32],
-    beam_size: usize,
-    eot: u32,
-    finished: &mut Vec<Row>,
-    max_candidates: usize,
-) -> Vec<(usize, u32, f32)> {
-    let mut candidates: Vec<(usize, u32, f32)> = Vec::new();
-    for (r, row) in rows.iter().enumerate() {
-        let l = row_logits(r);
-        for t in top_k(l, beam_size + 1) {
-            let cand = (r, t, row.sum_logprob + (l[t as usize] - log_norms[r]));
-            // Identical prefixes (all beams at the first step) propose the same sequence once.
-            let dup = candidates
-                .iter()
-                .any(|(r2, t2, _)| *t2 == t && rows[*r2].sampled == row.sampled);
-            if !dup {
-                candidates.push(cand);
+/// Decodes the windows last passed to `nn.encode` together (one encode of `opts.len()`
+/// windows), window `w` with `opts[w]`; the options must give every window the same prompt and
+/// strategy. Each step sends every window's rows in one batch; the decoder graph groups rows
+/// by audio (B / Ba rows each), so with several windows each one keeps `n_rows` rows to the
+/// end, a finished row or window sending end-of-text and its logits unread. One window alone
+/// sends only its live rows.
+pub fn decode_windows(
+    nn: &mut dyn Inference,
+    model: &Model,
+    opts: &[DecodeOptions],
+) -> Result<Vec<DecodeResult>, Error> {
+    let sp = *model.special();
+    let vocab = model.config.dims.n_vocab;
+    let k = opts.len();
+    let Some(first_opts) = opts.first() else { return Ok(Vec::new()) };
+    let (head, rest) = prompt(model, first_opts);
+    if opts.iter().any(|o| o.strategy != first_opts.strategy || prompt(model, o) != (head.clone(), rest.clone())) {
+        return Err(Error::Internal("windows decoded together need the same prompt and strategy".into()));
+    }
+    let windows: Vec<u32> = (0..k as u32).collect();
+    let first = nn.decode(&head.repeat(k), k, &windows, true, false)?;
+    let mut searches: Vec<search::Search> = opts
+        .iter()
+        .enumerate()
+        .map(|(w, o)| search::Search::new(model, o, softmax_at(&first.logits[w * vocab..(w + 1) * vocab], sp.no_speech as usize)))
+        .collect();
+    let mut logits = if rest.is_empty() { first.logits } else { nn.decode(&rest.repeat(k), k, &windows, false, false)?.logits };
+
+    let slots = if k > 1 { searches[0].n_rows } else { 0 };
+    let sample_len = first_opts.sample_len.min(model.config.dims.n_text_ctx - head.len() - rest.len());
+    // Where each window's rows start in `logits` (and in the backend's cache). After the prompt
+    // each window has one row, which all of its rows continue.
+    let mut starts: Vec<usize> = (0..k).collect();
+    let mut after_prompt = true;
+    for step in 0..sample_len {
+        let mut tokens = Vec::with_capacity(k * slots.max(1));
+        let mut cache_index = Vec::with_capacity(tokens.capacity());
+        for (w, search) in searches.iter_mut().enumerate() {
+            let before = tokens.len();
+            let at = starts[w];
+            if !search.done {
+                let chosen = if after_prompt {
+                    let mut l = logits[at * vocab..(at + 1) * vocab].repeat(search.live());
+                    search.choose(&mut l)
+                } else {
+                    search.choose(&mut logits[at * vocab..(at + search.live()) * vocab])
+                };
+                for (src, token) in chosen {
+                    tokens.push(token);
+                    cache_index.push((at + if after_prompt { 0 } else { src }) as u32);
+                }
+            }
+            while tokens.len() - before < slots {
+                tokens.push(sp.eot);
+                cache_index.push(at as u32);
             }
         }
-    }
-    candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
-    let mut next = Vec::with_capacity(beam_size);
-    let mut newly_finished = Vec::new();
-    for (r, t, sum) in candidates {
-        if t == eot {
-            newly_finished.push(Row { sampled: rows[r].sampled.clone(), logprobs: rows[r].logprobs.clone(), sum_logprob: sum });
-        } else {
-            next.push((r, t, sum));
-            if next.len() == beam_size {
-                break;
-            }
-        }
-    }
-    for row in newly_finished {
-        if finished.len() >= max_candidates {
+        if searches.iter().all(|s| s.done) || step + 1 == sample_len {
             break;
         }
-        finished.push(row);
+        logits = nn.decode(&tokens, tokens.len(), &cache_index, false, false)?.logits;
+        let mut next = 0;
+        for (w, search) in searches.iter().enumerate() {
+            starts[w] = next;
+            next += if slots > 0 { slots } else { search.live() };
+        }
+        after_prompt = false;
     }
-    next
+    searches.into_iter().map(search::Search::finish).collect()
 }
 
 fn argmax(v: &[f32]) -> u32 {

@@ -316,3 +316,102 @@ fn an_unsure_window_fails_the_logprob_threshold_at_low_temperature_too() {
     assert!(s.avg_logprob < -1.0, "T=0.2 sample accepted: avg_logprob {}", s.avg_logprob);
     assert!((s.avg_logprob - greedy.avg_logprob).abs() < 1e-4);
 }
+
+/// Several audios at once, as the decoder graph takes them: `audios` from the last encode,
+/// row `i` attends to audio `i / (batch / audios)`; logits come from `script(audio, sequence)`.
+struct Batched {
+    audios: usize,
+    rows: Vec<Vec<u32>>,
+    script: fn(usize, &[u32]) -> Vec<f32>,
+    steps: usize,
+}
+
+impl Inference for Batched {
+    fn encode(&mut self, mel: &[f32]) -> Result<(), Error> {
+        self.audios = mel.len() / (80 * 3000);
+        Ok(())
+    }
+
+    fn decode(&mut self, tokens: &[u32], batch: usize, cache_index: &[u32], restart: bool, _: bool) -> Result<StepOutput, Error> {
+        assert_eq!(batch % self.audios, 0, "{batch} rows for {} audios", self.audios);
+        assert_eq!(cache_index.len(), batch);
+        self.steps += 1;
+        let t = tokens.len() / batch;
+        let per_audio = batch / self.audios;
+        let prev = if restart { vec![Vec::new(); batch] } else { std::mem::take(&mut self.rows) };
+        self.rows = (0..batch)
+            .map(|i| {
+                let from = if restart { i } else { cache_index[i] as usize };
+                // A row continues a row of its own audio.
+                assert_eq!(from / (prev.len() / self.audios), i / per_audio, "row {i} continues row {from}");
+                let mut r = prev[from].clone();
+                r.extend_from_slice(&tokens[i * t..(i + 1) * t]);
+                r
+            })
+            .collect();
+        let logits = self.rows.iter().enumerate().flat_map(|(i, r)| (self.script)(i / per_audio, r)).collect();
+        Ok(StepOutput { logits, alignment: None })
+    }
+}
+
+/// Audio 0 says "ab d" (with a timestamp pair around it), audio 1 is unsure after its first
+/// token (beam search and greedy part ways), audio 2 says "c" at once.
+fn three_audios(audio: usize, seq: &[u32]) -> Vec<f32> {
+    let start = seq.iter().position(|t| *t == 6).unwrap_or(seq.len());
+    let after: Vec<u32> = seq.get(start + 1..).unwrap_or(&[]).iter().copied().filter(|t| !(7..=13).contains(t)).collect();
+    let mut l = vec![-10.0f32; 24];
+    l[11] = -1.0 - audio as f32; // different no-speech mass per audio
+    match audio {
+        0 => {
+            let text = [14, 0, 1, 3, 19];
+            l[text.get(after.len()).copied().unwrap_or(5) as usize] = 10.0;
+        }
+        1 => match after.as_slice() {
+            [] => {
+                l[14] = 10.0;
+            }
+            [14] => {
+                l[0] = 1.1;
+                l[1] = 1.0;
+            }
+            [14, 0] => l[0..5].fill(0.0),
+            _ => l[5] = 10.0,
+        },
+        _ => {
+            let text = [14, 2, 16];
+            l[text.get(after.len()).copied().unwrap_or(5) as usize] = 10.0;
+        }
+    }
+    l
+}
+
+#[test]
+fn windows_decoded_together_get_what_each_gets_alone() {
+    let model = toy_model();
+    for strategy in [Strategy::Greedy, Strategy::Beam { beam_size: 3, patience: 1.0 }] {
+        let mut o = opts();
+        o.without_timestamps = false;
+        o.strategy = strategy;
+        let options: Vec<DecodeOptions> = (0..3).map(|w| DecodeOptions { seed: w, ..o.clone() }).collect();
+        let mut nn = Batched { audios: 0, rows: Vec::new(), script: three_audios, steps: 0 };
+        nn.encode(&vec![0.0; 3 * 80 * 3000]).unwrap();
+        let together = decode_windows(&mut nn, &model, &options).unwrap();
+        for (w, result) in together.iter().enumerate() {
+            let mut one = Batched { audios: 0, rows: Vec::new(), script: three_audios, steps: 0 };
+            one.encode(&vec![0.0; 80 * 3000]).unwrap();
+            // The audio's own script, as audio 0 of a batch of one.
+            one.script = [|_, s: &[u32]| three_audios(0, s), |_, s: &[u32]| three_audios(1, s), |_, s: &[u32]| three_audios(2, s)][w];
+            let alone = decode_window(&mut one, &model, &options[w]).unwrap();
+            assert_eq!(result.tokens, alone.tokens, "{strategy:?} window {w}");
+            assert!((result.sum_logprob - alone.sum_logprob).abs() < 1e-5);
+            assert!((result.no_speech_prob - alone.no_speech_prob).abs() < 1e-6);
+        }
+        assert_eq!(together[0].tokens, vec![14, 0, 1, 3, 19]);
+        assert_eq!(together[2].tokens, vec![14, 2, 16]);
+    }
+    // Windows with different prompts cannot share a batch.
+    let mut nn = Batched { audios: 2, rows: Vec::new(), script: three_audios, steps: 0 };
+    let mut other = opts();
+    other.previous_tokens = vec![0];
+    assert!(decode_windows(&mut nn, &model, &[opts(), other]).is_err());
+}

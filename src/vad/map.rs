@@ -61,6 +61,11 @@ impl SpeechMap {
         out
     }
 
+    /// Where each region ends in the glued audio, in whole mel frames (10 ms).
+    pub fn glued_end_frames(&self) -> Vec<usize> {
+        self.glued_end.iter().map(|e| e / crate::mel::HOP_LENGTH).collect()
+    }
+
     /// Seconds of speech kept.
     pub fn kept_seconds(&self) -> f32 {
         self.glued_end.last().copied().unwrap_or(0) as f32 / SAMPLE_RATE as f32

@@ -11,6 +11,7 @@ mod bad_input;
 mod formats;
 mod harness;
 mod live;
+mod long_form;
 mod seed;
 mod startup;
 mod vad;
@@ -28,5 +29,6 @@ fn main() {
     vad::register(&mut suite);
     diarize::register(&mut suite);
     live::register(&mut suite);
+    long_form::register(&mut suite);
     std::process::exit(suite.run());
 }

@@ -49,7 +49,10 @@ pub fn transcription(mut req: HttpRequest, task: Task, config: &Config, engine: 
     if request::wants_diarization(&form, &query)? {
         return Err(Error::bad_param("diarize", "diarization needs the whole audio: send the file as a form, without stream=true"));
     }
-    let vad = request::Vad::open(request::vad_mode(&form, &query)?, engine)?.into_live();
+    if request::option(&form, &query, "batch_size").is_some() {
+        return Err(Error::bad_param("batch_size", "a live upload is decoded window by window as it arrives; batch_size is for a whole file sent as a form"));
+    }
+    let vad = request::Vad::open(request::vad_mode(&form, &query)?, engine, &opts)?.into_live();
     let (model, mut nn) = engine.open(&model_name)?;
     crate::transcribe::check_options(&model, &opts)?;
 

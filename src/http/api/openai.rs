@@ -97,6 +97,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     let get = |name: &str| request::option(&form, &query, name);
     let (model_name, mut opts) = request::common_options(&form, &query, config)?;
     let vad_mode = request::vad_mode(&form, &query)?;
+    request::long_form(&form, &query, &vad_mode, &mut opts)?;
     opts.task = task;
     let format = OutputFormat::parse(&get("response_format").unwrap_or_default())?;
     let (g, granularities_given) = granularities(&form, &query)?;
@@ -125,7 +126,7 @@ pub async fn transcription(req: HttpRequest, task: Task, config: &Config, engine
     } else {
         None
     };
-    let mut vad = request::Vad::open(vad_mode, engine)?;
+    let mut vad = request::Vad::open(vad_mode, engine, &opts)?;
     let audio = request::prepare_audio(file, &model, config, &mut vad, diarizing)?;
     let seconds = format!("{:.3}", audio.duration);
 

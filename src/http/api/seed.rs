@@ -20,6 +20,7 @@ pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dy
     let diarizing = request::wants_diarization(&form, &query)?;
     opts.word_timestamps |= diarizing;
     let vad_mode = request::vad_mode(&form, &query)?;
+    request::long_form(&form, &query, &vad_mode, &mut opts)?;
     let timestamps = match request::option(&form, &query, "timestamps") {
         Some(v) => request::parse_bool("timestamps", &v)?,
         None => false,
@@ -27,7 +28,7 @@ pub async fn transcribe_files(req: HttpRequest, config: &Config, engine: &mut dy
     let (model, mut nn) = engine.open(&model_name)?;
     transcribe::check_options(&model, &opts)?;
     let mut diarizer = if diarizing { Some(request::Diarizer::open(&form, &query, "diarize", engine)?) } else { None };
-    let mut vad = request::Vad::open(vad_mode, engine)?;
+    let mut vad = request::Vad::open(vad_mode, engine, &opts)?;
     let mut results = Vec::with_capacity(form.files.len());
     let mut seconds = 0.0;
     for file in &form.files {
