@@ -38,13 +38,15 @@ mod component {
     use crate::http::{self, Body, HttpRequest, Reply};
     use crate::error::Error;
     use spin_sdk::wit::wasi::http0_2_0::types::{http_error_code, ErrorCode, IncomingBody};
-    use wasi_io::io::streams::StreamError;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasi_io::io::streams::{InputStream, StreamError};
 
     #[http_component]
     async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         let method = req.method().to_string();
         let path_with_query = req.path_with_query().unwrap_or_else(|| "/".into());
-        let headers = req
+        let headers: Vec<(String, String)> = req
             .headers()
             .entries()
             .into_iter()
@@ -52,7 +54,8 @@ mod component {
             .collect();
         // The body is read when the route needs it: whole for a form, piece by piece for a
         // live upload (`http::api::live`), which is transcribed while it arrives.
-        let body = match body_stream(req) {
+        let announced = headers_len(&headers);
+        let (body, open) = match body_stream(req) {
             Ok(body) => body,
             Err(e) => {
                 let reply = http::error_reply(&e);
@@ -61,33 +64,69 @@ mod component {
         };
         let request = HttpRequest { method, path_with_query, headers, body };
         let reply = http::handle(request, &Config::from_env(), &mut crate::wasi_nn::WasiNnEngine).await;
+        if let Reply::Full { .. } = reply {
+            drain_unread(&open, announced);
+        }
         send(reply, out);
     }
 
-    /// The request body as a [`Body::Stream`] of blocking reads.
-    fn body_stream(req: IncomingRequest) -> Result<Body, Error> {
+    /// The request's stream and its body while unread to the end (the stream is a child of
+    /// the body: dropped first, as tuple fields drop in order).
+    type OpenBody = Rc<RefCell<Option<(InputStream, IncomingBody)>>>;
+
+    /// Bodies a refusal still reads to the end (see [`drain_unread`]).
+    const DRAIN_LIMIT: u64 = 64 << 20;
+
+    fn headers_len(headers: &[(String, String)]) -> Option<u64> {
+        let (_, v) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length"))?;
+        v.trim().parse().ok()
+    }
+
+    /// A reply sent before the body was read to its end (a 401, 404 or 405 from the head, a
+    /// 400 from the first bytes): stock hosts close such a connection, so a client that sends
+    /// its whole body before it reads (Python's http.client, the OpenAI SDK, ureq) would see a
+    /// broken pipe instead of the reply. A body that announced its length, up to
+    /// [`DRAIN_LIMIT`], is read and dropped first, as nginx's lingering close does; chunked
+    /// uploads (live ones may never end) and larger bodies are not.
+    fn drain_unread(open: &OpenBody, announced: Option<u64>) {
+        let Some(len) = announced.filter(|&n| n <= DRAIN_LIMIT) else { return };
+        let Some((stream, body)) = open.borrow_mut().take() else { return };
+        let mut read = 0u64;
+        while read < len {
+            match stream.blocking_read(64 * 1024) {
+                Ok(piece) => read += piece.len() as u64,
+                Err(_) => break,
+            }
+        }
+        drop(stream);
+        let _ = IncomingBody::finish(body);
+    }
+
+    /// The request body as a [`Body::Stream`] of blocking reads, and its handle while unread.
+    fn body_stream(req: IncomingRequest) -> Result<(Body, OpenBody), Error> {
         let body = req.consume().map_err(|()| Error::bad_request("the request body was already read"))?;
         let stream = body.stream().map_err(|()| Error::bad_request("the request body cannot be read"))?;
-        // The stream is a child of the body: dropped first (tuple fields drop in order).
-        let mut open = Some((stream, body));
+        let open: OpenBody = Rc::new(RefCell::new(Some((stream, body))));
+        let reading = open.clone();
         let next = move || -> Result<Option<Vec<u8>>, Error> {
-            let Some((stream, _)) = &open else { return Ok(None) };
+            let mut slot = reading.borrow_mut();
+            let Some((stream, _)) = slot.as_ref() else { return Ok(None) };
             match stream.blocking_read(64 * 1024) {
                 Ok(piece) => Ok(Some(piece)),
                 Err(StreamError::Closed) => {
-                    if let Some((stream, body)) = open.take() {
+                    if let Some((stream, body)) = slot.take() {
                         drop(stream);
                         let _ = IncomingBody::finish(body);
                     }
                     Ok(None)
                 }
                 Err(StreamError::LastOperationFailed(e)) => {
-                    open = None;
+                    *slot = None;
                     Err(read_error(http_error_code(&e), e.to_debug_string()))
                 }
             }
         };
-        Ok(Body::Stream(Box::new(next)))
+        Ok((Body::Stream(Box::new(next)), open))
     }
 
     /// What a failed body read says: the host's limits by name. Hosts differ in how they
