@@ -164,6 +164,13 @@ bench-live: setup build fixtures
 	@$(MAKE) --no-print-directory models MODELS=base
 	WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) MODELS_DIR=$(MODELS_DIR) $(PY) bench/live.py $(LIVE_ARGS)
 
+# Long form: our batched and sequential paths beside faster-whisper's two (bench/long_form.py);
+# LONG_ARGS, e.g. LONG_ARGS="--beam 5 --model base"
+.PHONY: bench-long
+bench-long: setup build fixtures
+	@$(MAKE) --no-print-directory models MODELS="base base-int8"
+	WHISPER_HOST_BIN=$(HOST) WHISPER_COMPONENT=$(COMPONENT) MODELS_DIR=$(MODELS_DIR) $(PY) bench/long_form.py $(LONG_ARGS)
+
 bench-decode: setup setup-tools fixtures
 	$(CARGO) build --release --target wasm32-wasip2 --example decode
 	bash bench/decode.sh $(TOOLS_BIN)/wasmtime $(TARGET_DIR)/wasm32-wasip2/release/examples/decode.wasm tests/fixtures/gen

@@ -6,6 +6,7 @@ A process per (engine, precision, beam), so its peak RSS (VmHWM, read by the par
 weights and its buffers — nothing of the bench or of the other engines.
 
     python bench/peers.py faster-whisper --model CT2_DIR --compute-type int8 --beam 5 --threads 2 --warm jfk.wav
+    python bench/peers.py faster-whisper-batched --model CT2_DIR --compute-type int8 --beam 1 --batch-size 8 --warm jfk.wav
     python bench/peers.py whisper.cpp --model ggml-base-q8_0.bin --beam 5 --threads 2 --warm jfk.wav
 
 Protocol: one JSON object per line. After loading the model and transcribing --warm once, the
@@ -59,6 +60,21 @@ class FasterWhisper:
         return "".join(s.text for s in segments).strip()
 
 
+class FasterWhisperBatched(FasterWhisper):
+    """faster-whisper's BatchedInferencePipeline: VAD's speech in chunks of up to 30 s, --batch-size
+    chunks per call, its defaults otherwise (VAD on, without_timestamps=True)."""
+
+    def __init__(self, args):
+        super().__init__(args)
+        from faster_whisper import BatchedInferencePipeline
+        self.pipeline = BatchedInferencePipeline(model=self.model)
+        self.batch_size = args.batch_size
+
+    def transcribe(self, clip: str) -> str:
+        segments, _ = self.pipeline.transcribe(clip, beam_size=self.beam, batch_size=self.batch_size)
+        return "".join(s.text for s in segments).strip()
+
+
 class WhisperCpp:
     def __init__(self, args):
         from pywhispercpp.model import Model
@@ -79,7 +95,7 @@ class WhisperCpp:
         return " ".join(s.text for s in self.model.transcribe(clip) if s.text).strip()
 
 
-ENGINES = {"faster-whisper": FasterWhisper, "whisper.cpp": WhisperCpp}
+ENGINES = {"faster-whisper": FasterWhisper, "faster-whisper-batched": FasterWhisperBatched, "whisper.cpp": WhisperCpp}
 
 
 def main():
@@ -89,6 +105,7 @@ def main():
     ap.add_argument("--compute-type", default="int8", help="faster-whisper only")
     ap.add_argument("--beam", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8, help="faster-whisper-batched only")
     ap.add_argument("--warm", help="a clip transcribed once before 'ready'")
     args = ap.parse_args()
 
