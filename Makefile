@@ -37,6 +37,7 @@ help:
 	@echo "make serve   - set up on first use, then serve $(MODEL) on $(LISTEN) (LISTEN=host:port to change)"
 	@echo "make test    - everything the tests need, then the full suite"
 	@echo "make bench   - our server against faster-whisper (bench/README.md; BENCH_ARGS=\"--runs 1\")"
+	@echo "make bench-long - long audio: our batched and sequential paths beside faster-whisper's (LONG_ARGS=\"--beam 5\")"
 	@echo "make models  - download and convert models (MODELS=\"base tiny.en base-int8\")"
 	@echo "make serve-wasmtime - the composed component on stock \`wasmtime serve\` (MODEL, LISTEN as for serve)"
 	@echo "make edge    - compose whisper-edge-<model>.wasm for stock hosts (EDGE_MODELS=\"base tiny.en\")"

@@ -88,7 +88,8 @@ pub fn common_options(form: &Form, query: &[(String, String)], config: &Config) 
 /// The most chunks one batch may hold (each holds its cross-attention K/V: 37 MB for base).
 pub const MAX_BATCH_SIZE: usize = 16;
 /// Chunks per batch unless the request says: one, so memory stays as the sequential path's
-/// (a batch of 4 is 5–10 % faster on two cores and holds 3 × 37 MB more for base).
+/// (`make bench-long`, base-int8, two cores: a batch of 4 is 12–18 % faster and peaks 336 MiB
+/// higher: its cross-attention K/V, 37 MB a chunk for base, and the graphs' larger activations).
 pub const DEFAULT_BATCH_SIZE: usize = 1;
 
 /// The long-form path (`transcribe::batched` or the sequential one): batched by default when
