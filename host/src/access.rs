@@ -4,7 +4,8 @@
 //! once).
 //!
 //! With keys configured, every request that may carry a body (any method but GET, HEAD and
-//! OPTIONS) must present one, else 401 without being read (`Connection: close`). GET requests
+//! OPTIONS) must present one, else 401 from the head (`Connection: close`; the body is read
+//! and dropped while the reply goes out, `linger`, so the client sees the 401). GET requests
 //! go on to the component, which checks the same keys where its routes need them (its page and
 //! assets are public) — the host hands it the current keys as `WHISPER_API_KEY`.
 //!
@@ -177,7 +178,7 @@ fn unauthorized(decision: Decision) -> hyper::Response<ResponseBody> {
     };
     let mut response = json_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_api_key", message);
     response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    // The body is not read: close rather than drain it.
+    // The body is dropped unread by anything (`linger`), then the connection closes.
     response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }

@@ -13,6 +13,7 @@
 use crate::access::Access;
 use crate::cors::Cors;
 use crate::limits::Limits;
+use crate::linger;
 use crate::metrics::{self, Metrics, Rejection};
 use crate::server::{json_error, ResponseBody, Server};
 use bytes::Bytes;
@@ -144,6 +145,7 @@ impl Frontend {
             );
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(self.retry_after_secs));
             self.metrics.host_reply(req.uri().path(), 503, received.elapsed(), Some(Rejection::Loading));
+            linger::discard(req.into_body());
             return response;
         };
         // Keys and per-client limits from the head alone: before the body, before a slot.
@@ -156,6 +158,7 @@ impl Frontend {
                 let request_id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::warn!(request_id, path = req.uri().path(), ?peer, status, "refused from the request head ({})", why.label());
                 self.metrics.host_reply(req.uri().path(), status, received.elapsed(), Some(why));
+                linger::discard(req.into_body());
                 return response;
             }
         };

@@ -49,6 +49,7 @@ pub mod config;
 pub mod cors;
 pub mod frontend;
 pub mod limits;
+pub mod linger;
 pub mod listener;
 pub mod metrics;
 pub mod nn;

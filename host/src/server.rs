@@ -233,10 +233,12 @@ impl Server {
         };
         if length.is_some_and(|n| n > self.limits.max_body_bytes) {
             tracing::warn!(%request_id, length, limit = self.limits.max_body_bytes, "request body too large");
+            crate::linger::discard(req.into_body());
             return reject(self.too_large(), Rejection::TooLarge);
         }
         let Some(ticket) = self.admission.try_admit() else {
             tracing::warn!(%request_id, path, "busy: all slots and the queue are full");
+            crate::linger::discard(req.into_body());
             return reject(self.busy(), Rejection::Busy);
         };
         // Dropped with this future: when the client goes away, hyper drops it, and the guard

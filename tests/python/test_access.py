@@ -2,7 +2,8 @@
 
 - API keys decided from the request head, before the body is read or a slot is taken: a flood
   of keyless 25 MiB uploads all get 401 (none 503), the host's memory does not grow by their
-  bodies, and a request with the key completes meanwhile;
+  bodies, and a request with the key completes meanwhile; a client that sends its whole body
+  before it reads still gets the 401 (or 413): the host reads and drops what it refused;
 - where a key may be: `Authorization: Bearer`, `X-API-Key`, `?api_key=`; several keys; a keys
   file re-read on SIGHUP; the component's own GET routes check the same keys;
 - a right and a wrong key, and a wrong key sharing the right one's prefix, take the same time
@@ -141,6 +142,32 @@ def test_where_keys_may_be_and_several_keys(make_host, tmp_path):
     assert post_jfk(base, {"X-API-Key": "file-key-3"})[0] == 200
     log = "".join(proc.log)
     assert "API key #1" in log and "has a space" not in log and KEY not in log and "file-key" not in log
+
+
+def send_all_then_read(addr, size, headers):
+    """As Python's http.client, the OpenAI SDKs and ureq do: the whole body, then the reply."""
+    conn = http.client.HTTPConnection(addr, timeout=60)
+    try:
+        conn.request("POST", ROUTE, body=b"\0" * size, headers={"Content-Type": "audio/wav", **headers})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())["error"]["code"]
+    except OSError as e:
+        return f"{type(e).__name__}: {e}", None
+    finally:
+        conn.close()
+
+
+def test_refusals_from_the_head_reach_clients_that_send_everything_first(make_host):
+    """Without the host reading and dropping a refused body (`linger`), these clients got a broken
+    pipe instead of the 401 / 413 from 2 MB up."""
+    proc, base = make_host("--max-body", "8MiB", env={"WHISPER_API_KEY": KEY})
+    addr = urllib.parse.urlsplit(base).netloc
+    for size in [300_000, 2_000_000, 7_000_000]:
+        assert send_all_then_read(addr, size, {}) == (401, "invalid_api_key"), size
+        assert send_all_then_read(addr, size, {"Authorization": "Bearer wrong"}) == (401, "invalid_api_key"), size
+    assert send_all_then_read(addr, 20_000_000, {"Authorization": f"Bearer {KEY}"}) == (413, "request_too_large")
+    status, _, reply = post_jfk(base, {"Authorization": f"Bearer {KEY}"})
+    assert status == 200 and JFK_WORDS in json.loads(reply)["text"].lower(), reply
 
 
 def head_only(addr, key, length):
